@@ -1,0 +1,283 @@
+"""The actor runtime: one trio task and one bounded mailbox per (kind, key).
+
+An actor handles one message at a time, so two events about the same customer or the
+same payment are never handled concurrently; actors with different keys run in
+parallel. What the runtime gives:
+
+- ``tell`` (fire and forget) and ``ask`` (await the handler's result, with a timeout);
+- activation on the first message: ``Kind.activate(key)`` loads state from the store;
+- passivation after ``idle_timeout`` without messages: ``Behaviour.passivate()``
+  flushes write-behind state, the task ends, and the next message activates afresh;
+- supervision: a handler that raises is logged with kind, key and message type, the
+  asker gets the exception, and the actor restarts from stored state at its next
+  message; the messages queued behind it stay queued;
+- back-pressure: a full mailbox makes the sender wait;
+- drain: :meth:`Registry.drain` waits until every mailbox is empty and no handler runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import attrs
+import outcome
+import trio
+
+from ..errors import AskTimeout, ShuttingDown
+
+log = logging.getLogger(__name__)
+
+
+class Behaviour(Protocol):
+    """What an actor does with its messages; built by ``Kind.activate``."""
+
+    async def handle(self, message: Any) -> Any: ...
+
+    async def passivate(self) -> None: ...
+
+
+@attrs.frozen
+class Kind:
+    """A kind of actor: its name, how to activate one, and its limits."""
+
+    name: str
+    activate: Callable[[Any], Awaitable[Behaviour]]
+    idle_timeout: float = 600.0
+    mailbox_size: int = 16
+
+
+@attrs.define(eq=False)
+class _Reply:
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: outcome.Outcome[Any] | None = None
+
+
+@attrs.define(eq=False)
+class _Envelope:
+    message: Any
+    reply: _Reply | None
+
+
+@attrs.define(eq=False)
+class _Cell:
+    kind: Kind
+    key: Hashable
+    send: trio.MemorySendChannel[_Envelope]
+    inbox: trio.MemoryReceiveChannel[_Envelope]
+
+
+@attrs.define
+class KindStats:
+    live: int = 0
+    mailbox_depth: int = 0
+    handled: int = 0
+    failed: int = 0
+    handling_seconds: float = 0.0
+
+
+HandledHook = Callable[[str, float, bool], None]
+
+
+class Registry:
+    """Finds or starts the actor for a (kind, key) and delivers messages to it."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        kinds: Iterable[Kind],
+        *,
+        on_handled: HandledHook | None = None,
+    ) -> None:
+        self._nursery = nursery
+        self._kinds = {kind.name: kind for kind in kinds}
+        self._cells: dict[tuple[str, Hashable], _Cell] = {}
+        self._on_handled = on_handled
+        self._totals: dict[str, KindStats] = defaultdict(KindStats)
+        self._pending = 0  # messages accepted and not yet fully handled
+        self._quiet = trio.Event()
+        self._quiet.set()
+        self._stopped = False
+
+    # -- sending -------------------------------------------------------------------
+
+    async def tell(self, kind: str, key: Hashable, message: Any) -> None:
+        """Queue ``message`` for the actor; waits while its mailbox is full."""
+        await self._deliver(kind, key, _Envelope(message, None))
+
+    async def ask(
+        self,
+        kind: str,
+        key: Hashable,
+        message: Any,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - part of the contract: raises AskTimeout
+    ) -> Any:
+        """Queue ``message`` and return what the handler returns (or raise what it raised)."""
+        reply = _Reply()
+        with trio.move_on_after(timeout) as scope:
+            await self._deliver(kind, key, _Envelope(message, reply))
+            await reply.done.wait()
+        if reply.result is None:
+            assert scope.cancelled_caught
+            raise AskTimeout(kind, key, message, timeout)
+        return reply.result.unwrap()
+
+    async def _deliver(self, kind: str, key: Hashable, envelope: _Envelope) -> None:
+        if self._stopped:
+            raise ShuttingDown(f"not taking {type(envelope.message).__name__} for {kind}[{key}]")
+        self._accept()
+        try:
+            while True:
+                cell = self._cells.get((kind, key)) or self._spawn(kind, key)
+                try:
+                    await cell.send.send(envelope)
+                    return
+                except trio.BrokenResourceError:
+                    # The actor passivated between lookup and send: start a fresh one.
+                    continue
+                except trio.ClosedResourceError:
+                    raise ShuttingDown(f"{kind}[{key}] stopped") from None
+        except BaseException:
+            self._finish()
+            raise
+
+    def _spawn(self, kind_name: str, key: Hashable) -> _Cell:
+        kind = self._kinds[kind_name]
+        send, inbox = trio.open_memory_channel[_Envelope](kind.mailbox_size)
+        cell = _Cell(kind, key, send, inbox)
+        self._cells[(kind_name, key)] = cell
+        self._nursery.start_soon(self._run, cell, name=f"{kind_name}[{key}]")
+        return cell
+
+    # -- the actor task ------------------------------------------------------------
+
+    async def _run(self, cell: _Cell) -> None:
+        behaviour: Behaviour | None = None
+        async with cell.inbox:
+            while True:
+                envelope = None
+                with trio.move_on_after(cell.kind.idle_timeout):
+                    try:
+                        envelope = await cell.inbox.receive()
+                    except trio.EndOfChannel:
+                        break  # the registry stopped; the mailbox is empty
+                if envelope is not None:
+                    behaviour = await self._handle(cell, behaviour, envelope)
+                    continue
+                # Idle: flush first, while still registered, so that a successor
+                # activated later cannot load state older than ours.
+                if behaviour is not None:
+                    await self._passivate(cell, behaviour)
+                    behaviour = None
+                if cell.inbox.statistics().current_buffer_used:
+                    continue
+                # No checkpoint from here to the close: a sender either got its message
+                # in before, or sees BrokenResourceError and starts a successor.
+                del self._cells[(cell.kind.name, cell.key)]
+                cell.inbox.close()
+                return
+        if behaviour is not None:
+            await self._passivate(cell, behaviour)
+
+    async def _handle(
+        self, cell: _Cell, behaviour: Behaviour | None, envelope: _Envelope
+    ) -> Behaviour | None:
+        started = trio.current_time()
+        failed = False
+        try:
+            if behaviour is None:
+                behaviour = await cell.kind.activate(cell.key)
+            result: outcome.Outcome[Any] = outcome.Value(await behaviour.handle(envelope.message))
+        except Exception as exc:
+            failed = True
+            log.exception(
+                "actor %s[%s] failed handling %s",
+                cell.kind.name,
+                cell.key,
+                type(envelope.message).__name__,
+                extra={
+                    "kind": cell.kind.name,
+                    "key": cell.key,
+                    "message_type": type(envelope.message).__name__,
+                },
+            )
+            result = outcome.Error(exc)
+            behaviour = None  # restart from stored state at the next message
+        finally:
+            self._record(cell.kind.name, trio.current_time() - started, failed)
+            self._finish()
+        if envelope.reply is not None:
+            envelope.reply.result = result
+            envelope.reply.done.set()
+        return behaviour
+
+    async def _passivate(self, cell: _Cell, behaviour: Behaviour) -> None:
+        try:
+            await behaviour.passivate()
+        except Exception:
+            log.exception("actor %s[%s] failed to passivate", cell.kind.name, cell.key)
+
+    # -- bookkeeping, drain and stop ---------------------------------------------------
+
+    def _accept(self) -> None:
+        if self._pending == 0:
+            self._quiet = trio.Event()
+        self._pending += 1
+
+    def _finish(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._quiet.set()
+
+    def _record(self, kind: str, seconds: float, failed: bool) -> None:
+        totals = self._totals[kind]
+        totals.handled += 1
+        totals.failed += failed
+        totals.handling_seconds += seconds
+        if self._on_handled is not None:
+            self._on_handled(kind, seconds, failed)
+
+    async def drain(self) -> None:
+        """Wait until every accepted message has been handled."""
+        while self._pending:
+            await self._quiet.wait()
+
+    def stop(self) -> None:
+        """Refuse new messages and close every mailbox; actors end once theirs is empty."""
+        self._stopped = True
+        for cell in list(self._cells.values()):
+            cell.send.close()
+
+    def stats(self) -> dict[str, KindStats]:
+        """Live actors, queued messages and handling totals per kind."""
+        out: dict[str, KindStats] = {}
+        for name in self._kinds:
+            out[name] = attrs.evolve(self._totals[name], live=0, mailbox_depth=0)
+        for (name, _), cell in self._cells.items():
+            out[name].live += 1
+            out[name].mailbox_depth += cell.inbox.statistics().current_buffer_used
+        return out
+
+    def is_live(self, kind: str, key: Hashable) -> bool:
+        return (kind, key) in self._cells
+
+
+@asynccontextmanager
+async def open_registry(
+    kinds: Iterable[Kind], *, on_handled: HandledHook | None = None
+) -> AsyncIterator[Registry]:
+    """Run actors for the lifetime of the block.
+
+    Leaving the block stops intake and waits for the actors to empty their mailboxes
+    and passivate; wrap it in a cancel scope to bound that wait.
+    """
+    async with trio.open_nursery() as nursery:
+        registry = Registry(nursery, kinds, on_handled=on_handled)
+        try:
+            yield registry
+        finally:
+            registry.stop()

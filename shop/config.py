@@ -1,0 +1,238 @@
+"""Configuration from environment variables, validated at start.
+
+Every variable is declared once in :data:`VARIABLES` (name, meaning, default, parser).
+:func:`load_config` reads them all, collects *every* problem, and raises one
+:class:`~shop.errors.ConfigError` naming each variable and what it expects; ``shop``
+turns that into a message on stderr and exit code 2. ``.env.example`` and the README
+table list the same variables (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from croniter import croniter
+
+from .errors import ConfigError
+
+Parser = Callable[[str], Any]
+
+
+# -- parsers: each returns the value or raises ValueError("expected ...") ----------------
+
+
+def text(raw: str) -> str:
+    return raw
+
+
+def integer(lo: int, hi: int) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected an integer from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def seconds(lo: float, hi: float) -> Parser:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number of seconds from {lo:g} to {hi:g}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(f"expected a number of seconds from {lo:g} to {hi:g}")
+        return value
+
+    return parse
+
+
+def choice(*options: str) -> Parser:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError("expected one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0 (true/false)")
+
+
+def zone(raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as Europe/Berlin") from None
+
+
+def url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+def database_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^postgres(ql)?://", value):
+        raise ValueError("expected a postgresql:// URL")
+    return value
+
+
+def id_list(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in re.split(r"[,\s]+", raw.strip()):
+        if not part:
+            continue
+        if not re.fullmatch(r"-?\d{1,19}", part):
+            raise ValueError("expected Telegram user ids separated by commas")
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for part in re.split(r"[,\s]+", raw.strip()):
+        if not part:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError("expected IP addresses or CIDR networks separated by commas") from None
+    return tuple(nets)
+
+
+def cron(raw: str) -> str:
+    value = raw.strip()
+    if not croniter.is_valid(value) or len(value.split()) != 5:
+        raise ValueError("expected a five-field cron expression such as '0 7 * * *'")
+    return value
+
+
+def token(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{20,}", value):
+        raise ValueError("expected a bot token like 123456:ABC... from @BotFather")
+    return value
+
+
+# -- the variables ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Var:
+    name: str
+    doc: str
+    parse: Parser
+    default: str | None = None
+    #: commands that cannot work without this variable
+    required_by: frozenset[str] = frozenset()
+    #: never echo the value (tokens, keys)
+    secret: bool = False
+
+    @property
+    def field(self) -> str:
+        return self.name.lower()
+
+
+RUN = frozenset({"run"})
+
+VARIABLES: tuple[Var, ...] = (
+    Var(
+        "DATABASE_URL",
+        "PostgreSQL URL; unset = embedded PostgreSQL under SHOP_DATA_DIR",
+        database_url,
+        secret=True,
+    ),
+    Var(
+        "SHOP_DATA_DIR",
+        "where the embedded database and other local state live",
+        Path,
+        default="./var",
+    ),
+    Var(
+        "LOG_LEVEL",
+        "debug, info, warning or error",
+        choice("debug", "info", "warning", "error"),
+        default="info",
+    ),
+    Var(
+        "LOG_FORMAT",
+        "text (for people) or json (one object per line)",
+        choice("text", "json"),
+        default="text",
+    ),
+    Var("HTTP_HOST", "address the HTTP server binds", text, default="0.0.0.0"),
+    Var(
+        "HTTP_PORT",
+        "port of the HTTP server (health, webhooks, admin API)",
+        integer(0, 65535),
+        default="8080",
+    ),
+    Var(
+        "TIMEZONE", "IANA time zone for schedules and dates shown to customers", zone, default="UTC"
+    ),
+    Var(
+        "SHUTDOWN_GRACE",
+        "seconds to finish work after SIGTERM before stopping",
+        seconds(0, 3600),
+        default="30",
+    ),
+)
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The validated configuration; one field per variable, named in lower case."""
+
+    database_url: str | None
+    shop_data_dir: Path
+    log_level: str
+    log_format: str
+    http_host: str
+    http_port: int
+    timezone: ZoneInfo
+    shutdown_grace: float
+
+    def replace(self, **changes: Any) -> Config:
+        return attrs.evolve(self, **changes)
+
+
+def load_config(environ: Mapping[str, str], command: str = "run") -> Config:
+    """Read and check every variable; raise ConfigError listing all problems."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for var in VARIABLES:
+        raw = environ.get(var.name, "")
+        if raw.strip() == "":
+            if command in var.required_by:
+                problems.append(f"{var.name} is required: {var.doc}")
+            values[var.field] = None if var.default is None else var.parse(var.default)
+            continue
+        try:
+            values[var.field] = var.parse(raw)
+        except ValueError as exc:
+            shown = "" if var.secret else f", got {raw!r}"
+            problems.append(f"{var.name}: {exc}{shown}")
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)

@@ -1,0 +1,1 @@
+"""Fulfilment backends (what a subscription grants), one module each."""

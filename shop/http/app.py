@@ -1,0 +1,33 @@
+"""The HTTP application: health, readiness and metrics (webhooks and admin API join it)."""
+
+from __future__ import annotations
+
+from quart import Response
+from quart_trio import QuartTrio
+
+from ..app import App
+from ..errors import StoreUnavailable
+
+
+def create_app(app: App) -> QuartTrio:
+    """Build the Quart app for one running shop; nothing here is module-global."""
+    web = QuartTrio("shop")
+    web.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+    @web.get("/healthz")
+    async def healthz() -> tuple[dict[str, str], int]:
+        return {"status": "ok"}, 200
+
+    @web.get("/readyz")
+    async def readyz() -> tuple[dict[str, str], int]:
+        try:
+            await app.store.ping()
+        except StoreUnavailable as exc:
+            return {"status": "unavailable", "reason": f"database: {exc}"}, 503
+        return {"status": "ready"}, 200
+
+    @web.get("/metrics")
+    async def metrics() -> Response:
+        return Response(app.metrics.render(), content_type="text/plain; version=0.0.4")
+
+    return web

@@ -1,0 +1,187 @@
+"""The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema.
+
+``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
+order (database, store, actors, then intake: the HTTP server and the Telegram poller)
+and stop in reverse: on SIGTERM or SIGINT intake stops first, the actors drain their
+mailboxes, then everything closes, all within ``SHUTDOWN_GRACE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from .actors.runtime import open_registry
+from .app import App
+from .clock import SystemClock, WallClock
+from .config import Config, load_config
+from .errors import ConfigError, StoreUnavailable
+from .http.serve import serve_http
+from .logs import setup_logging
+from .metrics import Metrics
+from .store import Store, apply_schema, open_embedded_postgres, open_store
+from .store.pool import BusyHook
+
+log = logging.getLogger("shop")
+
+#: How long ``shop run`` keeps retrying a database that does not answer at start.
+STARTUP_DB_PATIENCE = 60.0
+
+
+class StartupFailed(Exception):
+    """Raised when the shop cannot start; ``code`` is the process exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@attrs.frozen
+class Running:
+    """What ``serve_shop`` hands to whoever started it once the shop is up."""
+
+    app: App
+    urls: list[str]
+
+
+@asynccontextmanager
+async def open_database(config: Config) -> AsyncIterator[str]:
+    """Yield the database URL: the configured one, or an embedded server's."""
+    if config.database_url:
+        yield config.database_url
+    else:
+        async with open_embedded_postgres(config.shop_data_dir) as url:
+            yield url
+
+
+async def apply_schema_patiently(store: Store, patience: float) -> None:
+    """Apply the schema, retrying with backoff while the database is not up yet."""
+    delay, deadline = 0.5, trio.current_time() + patience
+    while True:
+        try:
+            await apply_schema(store)
+            return
+        except StoreUnavailable as exc:
+            if trio.current_time() + delay > deadline:
+                raise StartupFailed(f"database unreachable: {exc}") from None
+            log.warning("database not reachable yet (%s); retrying in %.1f s", exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def serve_shop(
+    config: Config,
+    stop: trio.Event,
+    *,
+    clock: WallClock | None = None,
+    on_busy: BusyHook | None = None,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the whole shop until ``stop`` is set, then shut down within the grace period."""
+    async with open_database(config) as url, open_store(url, on_busy=on_busy) as store:
+        await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
+        metrics = Metrics()
+        with trio.CancelScope() as hard_stop:
+            async with open_registry([], on_handled=metrics.on_handled) as actors:
+                metrics.watch_actors(actors.stats)
+                app = App(
+                    config=config,
+                    clock=clock or SystemClock(),
+                    store=store,
+                    actors=actors,
+                    metrics=metrics,
+                )
+                http_stop = trio.Event()
+                async with trio.open_nursery() as intake:
+                    urls = await intake.start(serve_http, app, http_stop)
+                    task_status.started(Running(app, urls))
+                    await stop.wait()
+                    log.info(
+                        "shutting down: no new work, draining (up to %g s)", config.shutdown_grace
+                    )
+                    deadline = trio.current_time() + config.shutdown_grace
+                    hard_stop.deadline = deadline
+                    http_stop.set()
+                    intake.cancel_scope.deadline = deadline
+                await actors.drain()
+        if hard_stop.cancelled_caught:
+            log.warning("grace period over: stopped with work unfinished")
+    log.info("stopped")
+
+
+async def _watch_signals(stop: trio.Event, cancel: Callable[[], None]) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if stop.is_set():
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                cancel()
+                return
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+
+
+async def _run(config: Config) -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop, nursery.cancel_scope.cancel)
+        await serve_shop(config, stop)
+        nursery.cancel_scope.cancel()
+
+
+async def _migrate(config: Config) -> None:
+    async with open_database(config) as url, open_store(url) as store:
+        await apply_schema_patiently(store, patience=10.0)
+    log.info("schema applied")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve the shop")
+    commands.add_parser("migrate", help="apply schema.sql to the database")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(os.environ, args.command)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_format, secrets=_secrets(config))
+    entry = {"run": _run, "migrate": _migrate}[args.command]
+    try:
+        trio.run(entry, config)
+    except BaseException as exc:
+        failure = _startup_failure(exc)
+        if failure is None:
+            raise
+        log.error("%s", failure)
+        return failure.code
+    return 0
+
+
+def _startup_failure(exc: BaseException) -> StartupFailed | None:
+    """The StartupFailed behind ``exc``, looking through trio's exception groups."""
+    if isinstance(exc, StartupFailed):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if found := _startup_failure(inner):
+                return found
+    return None
+
+
+def _secrets(config: Config) -> list[str]:
+    """Values that must never reach a log line."""
+    return [value for value in (config.database_url,) if value]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Prometheus metrics, one registry per running shop (no module globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .actors.runtime import KindStats
+
+
+class _ActorCollector(Collector):
+    """Reads live actors and mailbox depth at scrape time, so nothing counts them eagerly."""
+
+    def __init__(self, read: Callable[[], dict[str, KindStats]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Any]:
+        live = GaugeMetricFamily("shop_actors_live", "Live actors per kind", labels=["kind"])
+        depth = GaugeMetricFamily(
+            "shop_actor_mailbox_depth", "Messages queued per actor kind", labels=["kind"]
+        )
+        for kind, stats in self._read().items():
+            live.add_metric([kind], stats.live)
+            depth.add_metric([kind], stats.mailbox_depth)
+        yield live
+        yield depth
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.actor_handling = Histogram(
+            "shop_actor_handling_seconds",
+            "Time an actor spent handling one message",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.actor_failures = Counter(
+            "shop_actor_failures", "Handlers that raised", ["kind"], registry=self.registry
+        )
+
+    def on_handled(self, kind: str, seconds: float, failed: bool) -> None:
+        self.actor_handling.labels(kind).observe(seconds)
+        if failed:
+            self.actor_failures.labels(kind).inc()
+
+    def watch_actors(self, read: Callable[[], dict[str, KindStats]]) -> None:
+        self.registry.register(_ActorCollector(read))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Payment providers, one module each behind one small interface."""

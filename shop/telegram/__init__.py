@@ -1,0 +1,1 @@
+"""Telegram: the Bot API client, update types, the outbox, keyboards and texts."""

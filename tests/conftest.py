@@ -1,0 +1,139 @@
+"""Shared fixtures: a private PostgreSQL database per test session, stores, clocks.
+
+Rules (after trio-websocket's test suite): localhost only; servers on port 0; anything
+timed runs under ``autojump_clock``; I/O tests carry a ``fail_after`` guard.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import trio
+import trio.testing
+
+from shop.store import Store, open_store
+from shop.store.schema import schema_text
+
+ADMIN_URL = os.environ.get("SHOP_TEST_ADMIN_URL", "postgresql://127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server to create test databases in.
+
+    The local server when it answers (CI makes sure it does); otherwise an embedded one
+    from pgserver, so the suite also runs on a machine that has nothing but Python.
+    """
+    try:
+        psycopg.connect(ADMIN_URL, connect_timeout=3).close()
+        yield ADMIN_URL
+        return
+    except psycopg.OperationalError:
+        if "SHOP_TEST_ADMIN_URL" in os.environ:
+            raise
+    import warnings
+
+    import pgserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def via_proxy(url: str, port: int) -> str:
+    """The same database URL, reached through a proxy on 127.0.0.1:port."""
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("host="))
+    auth = parts.netloc.rpartition("@")[0]
+    netloc = f"{auth}@127.0.0.1:{port}" if auth else f"127.0.0.1:{port}"
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def server_address(url: str) -> tuple[str, int] | str:
+    """Where the server listens: (host, port), or a Unix socket path."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    host, port = str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url: str) -> Iterator[str]:
+    """A uniquely named database with the schema applied, dropped after the session."""
+    name = f"shop_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(admin_url, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(schema_text().encode())
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def truncate_all(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    """The session database, emptied for this test."""
+    truncate_all(database_url)
+    return database_url
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def hold_clock_while_busy(clock: trio.testing.MockClock | None):  # type: ignore[no-untyped-def]
+    """A Store ``on_busy`` hook that stops autojump while a DB thread is working.
+
+    Under autojump a task waiting for a worker thread looks idle, and the clock would
+    leap ahead mid-query (trio's MockClock docs warn of this).
+    """
+    if clock is None:
+        return None
+
+    def on_busy(busy: bool) -> None:
+        clock.autojump_threshold = math.inf if busy else 0
+
+    return on_busy
+
+
+@pytest.fixture
+def busy_hook(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The Store hook for this test: holds the mock clock if the test uses one."""
+    if "autojump_clock" in request.fixturenames:
+        return hold_clock_while_busy(request.getfixturevalue("autojump_clock"))
+    return None
+
+
+@pytest.fixture
+async def store(clean_database: str, busy_hook) -> AsyncIterator[Store]:  # type: ignore[no-untyped-def]
+    async with open_store(clean_database, size=4, on_busy=busy_hook) as store:
+        yield store

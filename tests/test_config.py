@@ -1,0 +1,79 @@
+"""Configuration: every problem reported at once, by variable name, with exit code 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shop.config import VARIABLES, load_config
+from shop.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults() -> None:
+    config = load_config({}, "migrate")
+    assert config.database_url is None
+    assert config.shop_data_dir == Path("./var")
+    assert (config.http_host, config.http_port) == ("0.0.0.0", 8080)
+    assert config.timezone == ZoneInfo("UTC")
+    assert config.shutdown_grace == 30
+    assert (config.log_level, config.log_format) == ("info", "text")
+
+
+def test_every_invalid_variable_is_reported() -> None:
+    bad = {
+        "DATABASE_URL": "mysql://nope",
+        "LOG_LEVEL": "loud",
+        "LOG_FORMAT": "xml",
+        "HTTP_PORT": "abc",
+        "TIMEZONE": "Mars/Olympus",
+        "SHUTDOWN_GRACE": "-1",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, "migrate")
+    named = {problem.split(":")[0] for problem in caught.value.problems}
+    assert named == set(bad)
+
+
+def test_a_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({"DATABASE_URL": "mysql://user:hunter2@db"}, "migrate")
+    assert "hunter2" not in caught.value.render()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("HTTP_PORT", "70000"), ("HTTP_PORT", "8o"), ("SHUTDOWN_GRACE", "nan")]
+)
+def test_out_of_range_numbers(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value}, "migrate")
+
+
+def test_the_command_exits_2_naming_the_variable_without_a_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shop", "run"],
+        env={"HTTP_PORT": "abc", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "HTTP_PORT" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_env_example_and_readme_list_every_variable() -> None:
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    names = {var.name for var in VARIABLES}
+    assert listed == names
+    for name in names:
+        assert f"`{name}`" in readme, name
