@@ -9,6 +9,9 @@ from .clock import WallClock
 from .config import Config
 from .metrics import Metrics
 from .store.pool import Store
+from .telegram.api import BotClient
+from .telegram.outbox import Outbox
+from .telegram.texts import Texts
 
 
 @attrs.frozen(kw_only=True)
@@ -18,3 +21,6 @@ class App:
     store: Store
     actors: Registry
     metrics: Metrics
+    bot: BotClient
+    outbox: Outbox
+    texts: Texts

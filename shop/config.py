@@ -128,6 +128,18 @@ def cron(raw: str) -> str:
     return value
 
 
+def rate_limit(raw: str) -> tuple[int, float]:
+    """``20`` (per 60 s) or ``20/60`` (updates / seconds)."""
+    count, _, window = raw.strip().partition("/")
+    try:
+        parsed = int(count), float(window) if window else 60.0
+    except ValueError:
+        raise ValueError("expected a number of updates, optionally /seconds, e.g. 20/60") from None
+    if parsed[0] < 1 or not 1 <= parsed[1] <= 86400:
+        raise ValueError("expected a number of updates, optionally /seconds, e.g. 20/60")
+    return parsed
+
+
 def token(raw: str) -> str:
     value = raw.strip()
     if not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{20,}", value):
@@ -197,6 +209,43 @@ VARIABLES: tuple[Var, ...] = (
         seconds(0, 3600),
         default="30",
     ),
+    Var("TELEGRAM_TOKEN", "the bot token from @BotFather", token, required_by=RUN, secret=True),
+    Var(
+        "TELEGRAM_API_URL",
+        "Bot API base URL (a local Bot API server, or a test server)",
+        url,
+        default="https://api.telegram.org",
+    ),
+    Var(
+        "TELEGRAM_GLOBAL_RATE",
+        "messages per second across all chats (at most 30 unless paid)",
+        integer(1, 1000),
+        default="25",
+    ),
+    Var(
+        "TELEGRAM_PAID_BROADCAST",
+        "1 when paid broadcasts are enabled in @BotFather (up to 1000/s)",
+        boolean,
+        default="0",
+    ),
+    Var(
+        "RATE_LIMIT",
+        "updates a customer may send per window: N or N/seconds",
+        rate_limit,
+        default="20/60",
+    ),
+    Var(
+        "RATE_LIMIT_BAN",
+        "seconds of silence for a customer over RATE_LIMIT",
+        seconds(0, 86400),
+        default="300",
+    ),
+    Var(
+        "ADMIN_IDS",
+        "Telegram user ids of operators, comma-separated (exempt from limits)",
+        id_list,
+        default="",
+    ),
 )
 
 
@@ -212,6 +261,13 @@ class Config:
     http_port: int
     timezone: ZoneInfo
     shutdown_grace: float
+    telegram_token: str | None
+    telegram_api_url: str
+    telegram_global_rate: int
+    telegram_paid_broadcast: bool
+    rate_limit: tuple[int, float]
+    rate_limit_ban: float
+    admin_ids: frozenset[int]
 
     def replace(self, **changes: Any) -> Config:
         return attrs.evolve(self, **changes)
@@ -233,6 +289,19 @@ def load_config(environ: Mapping[str, str], command: str = "run") -> Config:
         except ValueError as exc:
             shown = "" if var.secret else f", got {raw!r}"
             problems.append(f"{var.name}: {exc}{shown}")
+    problems += _cross_checks(values)
     if problems:
         raise ConfigError(problems)
     return Config(**values)
+
+
+def _cross_checks(values: dict[str, Any]) -> list[str]:
+    """Rules that involve more than one variable (run only on values that parsed)."""
+    problems = []
+    rate, paid = values.get("telegram_global_rate"), values.get("telegram_paid_broadcast")
+    if rate is not None and paid is False and rate > 30:
+        problems.append(
+            "TELEGRAM_GLOBAL_RATE: Telegram allows at most 30 messages/s without paid "
+            "broadcasts; set TELEGRAM_PAID_BROADCAST=1 or a rate of 30 or less"
+        )
+    return problems

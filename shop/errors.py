@@ -4,6 +4,7 @@ Every error the shop raises on purpose derives from :class:`ShopError`::
 
     * ShopError
       + ConfigError          - the environment or the catalog is invalid (exit 2)
+      + StartupFailed        - the shop cannot start (exit ``code``)
       + ActorError
       | - AskTimeout         - an actor did not answer in time
       | - ShuttingDown       - the runtime no longer takes messages
@@ -13,7 +14,17 @@ Every error the shop raises on purpose derives from :class:`ShopError`::
       | - InvalidTransition  - a payment event that its state does not allow
       + StoreError
       | - StoreUnavailable   - the database cannot be reached
-      + TelegramError        - see :mod:`shop.telegram.api` for the Bot API family
+      + TelegramError        - the Bot API answered an error, or did not answer
+      | - RetryAfter         - 429 flood control: wait ``retry_after`` seconds
+      | - MigrateToChat      - a group became a supergroup with a new id
+      | - BadRequest         - 400 (``not_modified`` when an edit changed nothing)
+      | - Unauthorized       - 401: the token is wrong or revoked
+      | - Forbidden          - 403: the customer blocked the bot or deleted the account
+      | - TelegramNotFound   - 404: unknown method
+      | - Conflict           - 409: another poller, or a webhook is set
+      | - EntityTooLarge     - 413
+      | - TelegramServerError - 5xx, or an answer that is not the Bot API's
+      | - TelegramNetworkError - no answer at all (connection, timeout)
       + ProviderError        - see :mod:`shop.payments` for payment providers
 
 Errors carry their data as attributes so callers can act on them without parsing text.
@@ -39,6 +50,14 @@ class ConfigError(ShopError):
         lines = ["shop: invalid configuration:"]
         lines += [f"  - {problem}" for problem in self.problems]
         return "\n".join(lines)
+
+
+class StartupFailed(ShopError):
+    """Raised when the shop cannot start; ``code`` is the process exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ActorError(ShopError):
@@ -89,3 +108,70 @@ class StoreError(ShopError):
 
 class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
+
+
+class TelegramError(ShopError):
+    """Raised when the Bot API answers an error; ``code`` and ``description`` as sent."""
+
+    def __init__(self, method: str, code: int, description: str) -> None:
+        self.method, self.code, self.description = method, code, description
+        super().__init__(f"{method}: {code} {description}")
+
+
+class RetryAfter(TelegramError):
+    """Raised on flood control; the same call may be repeated after ``retry_after`` s."""
+
+    def __init__(self, method: str, code: int, description: str, retry_after: int) -> None:
+        super().__init__(method, code, description)
+        self.retry_after = retry_after
+
+
+class MigrateToChat(TelegramError):
+    """Raised when a group was upgraded; repeat the call with ``chat_id`` set to the new id."""
+
+    def __init__(self, method: str, code: int, description: str, migrate_to_chat_id: int) -> None:
+        super().__init__(method, code, description)
+        self.migrate_to_chat_id = migrate_to_chat_id
+
+
+class BadRequest(TelegramError):
+    """Raised on 400: the call was wrong, or (``not_modified``) changed nothing."""
+
+    @property
+    def not_modified(self) -> bool:
+        return "message is not modified" in self.description
+
+    @property
+    def query_too_old(self) -> bool:
+        return "query is too old" in self.description
+
+
+class Unauthorized(TelegramError):
+    """Raised on 401: Telegram does not accept the bot token."""
+
+
+class Forbidden(TelegramError):
+    """Raised on 403: the customer blocked the bot, or the account is deactivated."""
+
+
+class TelegramNotFound(TelegramError):
+    """Raised on 404: the method does not exist (or the token's URL is wrong)."""
+
+
+class Conflict(TelegramError):
+    """Raised on 409: another getUpdates poller runs for this token, or a webhook is set."""
+
+
+class EntityTooLarge(TelegramError):
+    """Raised on 413: the request is too large."""
+
+
+class TelegramServerError(TelegramError):
+    """Raised on 5xx, or when the answer is not a Bot API answer at all."""
+
+
+class TelegramNetworkError(TelegramError):
+    """Raised when no answer arrived: connection refused or reset, or a timeout."""
+
+    def __init__(self, method: str, reason: str) -> None:
+        super().__init__(method, 0, reason)

@@ -11,37 +11,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 import attrs
 import trio
 
-from .actors.runtime import open_registry
+from .actors.poller import Poller
+from .actors.runtime import Registry, open_registry
+from .actors.user import KIND as USER
+from .actors.user import MarkBlocked, user_kind
 from .app import App
 from .clock import SystemClock, WallClock
 from .config import Config, load_config
-from .errors import ConfigError, StoreUnavailable
+from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
 from .store import Store, apply_schema, open_embedded_postgres, open_store
 from .store.pool import BusyHook
+from .telegram.api import open_bot_client
+from .telegram.outbox import Outbox
+from .telegram.texts import load_texts
 
 log = logging.getLogger("shop")
 
 #: How long ``shop run`` keeps retrying a database that does not answer at start.
 STARTUP_DB_PATIENCE = 60.0
-
-
-class StartupFailed(Exception):
-    """Raised when the shop cannot start; ``code`` is the process exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @attrs.frozen
@@ -82,39 +82,69 @@ async def serve_shop(
     stop: trio.Event,
     *,
     clock: WallClock | None = None,
+    rng: random.Random | None = None,
     on_busy: BusyHook | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole shop until ``stop`` is set, then shut down within the grace period."""
-    async with open_database(config) as url, open_store(url, on_busy=on_busy) as store:
+    assert config.telegram_token is not None
+    rng = rng or random.Random()
+    async with (
+        open_database(config) as url,
+        open_store(url, on_busy=on_busy) as store,
+        open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
+    ):
         await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
         metrics = Metrics()
         with trio.CancelScope() as hard_stop:
-            async with open_registry([], on_handled=metrics.on_handled) as actors:
-                metrics.watch_actors(actors.stats)
-                app = App(
-                    config=config,
-                    clock=clock or SystemClock(),
-                    store=store,
-                    actors=actors,
-                    metrics=metrics,
-                )
-                http_stop = trio.Event()
-                async with trio.open_nursery() as intake:
-                    urls = await intake.start(serve_http, app, http_stop)
-                    task_status.started(Running(app, urls))
-                    await stop.wait()
-                    log.info(
-                        "shutting down: no new work, draining (up to %g s)", config.shutdown_grace
+            async with trio.open_nursery() as services:
+                async with open_registry([], on_handled=metrics.on_handled) as actors:
+                    metrics.watch_actors(actors.stats)
+                    outbox = Outbox(
+                        bot,
+                        global_rate=config.telegram_global_rate,
+                        paid_broadcast=config.telegram_paid_broadcast,
+                        on_blocked=partial(_report_blocked, actors),
+                        rng=rng,
                     )
-                    deadline = trio.current_time() + config.shutdown_grace
-                    hard_stop.deadline = deadline
-                    http_stop.set()
-                    intake.cancel_scope.deadline = deadline
-                await actors.drain()
+                    await services.start(outbox.run)
+                    app = App(
+                        config=config,
+                        clock=clock or SystemClock(),
+                        store=store,
+                        actors=actors,
+                        metrics=metrics,
+                        bot=bot,
+                        outbox=outbox,
+                        texts=load_texts(),
+                    )
+                    actors.register(user_kind(app))
+                    poller = Poller(bot, store, actors, app.clock, rng=rng)
+                    http_stop = trio.Event()
+                    async with trio.open_nursery() as intake:
+                        urls = await intake.start(serve_http, app, http_stop)
+                        intake.start_soon(poller.run, stop)
+                        task_status.started(Running(app, urls))
+                        await stop.wait()
+                        log.info(
+                            "shutting down: no new work, draining (up to %g s)",
+                            config.shutdown_grace,
+                        )
+                        hard_stop.deadline = trio.current_time() + config.shutdown_grace
+                        http_stop.set()
+                    await actors.drain()
+                await outbox.drain()
+                services.cancel_scope.cancel()
         if hard_stop.cancelled_caught:
             log.warning("grace period over: stopped with work unfinished")
     log.info("stopped")
+
+
+async def _report_blocked(actors: Registry, chat_id: int) -> None:
+    try:
+        await actors.tell(USER, chat_id, MarkBlocked())
+    except ShuttingDown:
+        log.info("customer %s blocked the bot (noticed while stopping)", chat_id)
 
 
 async def _watch_signals(stop: trio.Event, cancel: Callable[[], None]) -> None:
@@ -180,7 +210,7 @@ def _startup_failure(exc: BaseException) -> StartupFailed | None:
 
 def _secrets(config: Config) -> list[str]:
     """Values that must never reach a log line."""
-    return [value for value in (config.database_url,) if value]
+    return [value for value in (config.database_url, config.telegram_token) if value]
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+
+from tests.fakes.telegram import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +26,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def telegram_url() -> Iterator[str]:
+    """A fake Bot API server in its own process, as Telegram is to a real shop."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.telegram", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(f"{base}/bot{TOKEN}/getMe", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def start_shop(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    full = {"PATH": os.environ["PATH"], "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), **env}
+    full = {
+        "PATH": os.environ["PATH"],
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        "TELEGRAM_TOKEN": TOKEN,
+        **env,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "shop", "run"],
         env=full,
@@ -59,8 +93,9 @@ def stop(proc: subprocess.Popen[str], grace: float) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def test_sigterm_exits_0_within_the_grace_period(clean_database: str) -> None:
-    proc, base = start_shop({"DATABASE_URL": clean_database, "SHUTDOWN_GRACE": "5"})
+def test_sigterm_exits_0_within_the_grace_period(clean_database: str, telegram_url: str) -> None:
+    env = {"DATABASE_URL": clean_database, "SHUTDOWN_GRACE": "5", "TELEGRAM_API_URL": telegram_url}
+    proc, base = start_shop(env)
     try:
         wait_ready(proc, base)
         assert httpx.get(base + "/healthz").json() == {"status": "ok"}
@@ -72,8 +107,10 @@ def test_sigterm_exits_0_within_the_grace_period(clean_database: str) -> None:
 
 
 @pytest.mark.slow
-def test_embedded_database_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
-    env = {"SHOP_DATA_DIR": str(tmp_path), "SHUTDOWN_GRACE": "5"}
+def test_embedded_database_serves_and_keeps_data_across_restarts(
+    tmp_path: Path, telegram_url: str
+) -> None:
+    env = {"SHOP_DATA_DIR": str(tmp_path), "SHUTDOWN_GRACE": "5", "TELEGRAM_API_URL": telegram_url}
     embedded = f"postgresql://postgres@/postgres?host={tmp_path / 'postgres'}"
     proc, base = start_shop(env)
     try:
@@ -95,3 +132,28 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(tmp_path: Path)
             assert conn.execute("SELECT telegram_id FROM customers").fetchall() == [(42,)]
     finally:
         assert stop(proc, grace=5)[0] == 0
+
+
+def test_no_token_exits_2_with_a_clear_message() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shop", "run"],
+        env={"PATH": os.environ["PATH"]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "TELEGRAM_TOKEN is required" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_rejected_token_exits_2(clean_database: str, telegram_url: str) -> None:
+    wrong = "999999:WRONG-token-abcdefghijklmnopqrstuvwxyz"
+    env = {"DATABASE_URL": clean_database, "TELEGRAM_API_URL": telegram_url}
+    proc, _ = start_shop({**env, "TELEGRAM_TOKEN": wrong})
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "TELEGRAM_TOKEN was rejected by Telegram" in output
+    assert "WRONG-token" not in output

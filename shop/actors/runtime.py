@@ -102,6 +102,10 @@ class Registry:
         self._quiet.set()
         self._stopped = False
 
+    def register(self, kind: Kind) -> None:
+        """Add a kind of actor (kinds are usually built after the App that they use)."""
+        self._kinds[kind.name] = kind
+
     # -- sending -------------------------------------------------------------------
 
     async def tell(self, kind: str, key: Hashable, message: Any) -> None:

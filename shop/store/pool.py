@@ -52,9 +52,13 @@ class Store:
 
     async def run(self, fn: Callable[Concatenate[Connection, P], T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction on a worker thread."""
+        return await self.in_thread(self._unit, fn, args)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work on a worker thread (one hop; tells ``on_busy``)."""
         self._enter()
         try:
-            return await trio.to_thread.run_sync(self._unit, fn, args, limiter=self.limiter)
+            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
         finally:
             self._leave()
 
@@ -71,11 +75,7 @@ class Store:
         A fresh connection fails fast and says why (refused, unknown host...), where
         the pool would wait for its own reconnect loop.
         """
-        self._enter()
-        try:
-            await trio.to_thread.run_sync(self._ping, connect_timeout, limiter=self.limiter)
-        finally:
-            self._leave()
+        await self.in_thread(self._ping, connect_timeout)
 
     def _ping(self, connect_timeout: int) -> None:
         try:
@@ -109,11 +109,12 @@ async def open_store(
         name="shop",
         timeout=10.0,
     )
+    store = Store(pool, url, on_busy=on_busy)
     # Opening does not wait for connections: a database that is down at start is
     # reported by the first unit of work (and by /readyz), not by a hang here.
-    await trio.to_thread.run_sync(pool.open)
+    await store.in_thread(pool.open)
     try:
-        yield Store(pool, url, on_busy=on_busy)
+        yield store
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(pool.close)
+            await store.in_thread(pool.close)

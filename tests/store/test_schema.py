@@ -41,7 +41,7 @@ async def test_readyz_is_503_while_the_database_is_down(
     port = await nursery.start(proxy.serve)
     url = via_proxy(clean_database, port)
     with trio.fail_after(20):
-        async with running_shop(url) as shop, httpx.AsyncClient(base_url=shop.urls[0]) as http:
+        async with running_shop(url) as shop, httpx.AsyncClient(base_url=shop.url) as http:
             ready = await http.get("/readyz")
             assert ready.status_code == 200
             assert ready.json() == {"status": "ready"}

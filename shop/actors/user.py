@@ -1,0 +1,253 @@
+"""UserActor: one per customer, keyed by Telegram user id.
+
+Accepts:
+- :class:`~shop.telegram.types.Update` from the poller (messages, button presses,
+  payment updates, block/unblock);
+- :class:`MarkBlocked` from the outbox when Telegram answered 403.
+
+Sends: replies through the outbox (interactive lane; callback answers in the answer
+lane). Navigation edits the message whose button was pressed, so a customer keeps one
+menu message that changes in place.
+
+State: the customer row is loaded (or created) with the first update, in one
+statement; afterwards a known customer costs no database work to greet. Language and
+blocked are written through at once; the current screen and last-seen time are written
+behind, when the actor passivates or the shop stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Any
+
+import attrs
+import trio
+
+from ..app import App
+from ..store import customers
+from ..store.customers import CustomerRow
+from ..telegram.outbox import Lane
+from ..telegram.texts import LANGUAGES, pick_language
+from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
+from . import screens
+from .runtime import Kind
+from .screens import Screen
+
+log = logging.getLogger(__name__)
+
+KIND = "user"
+
+
+@attrs.frozen
+class MarkBlocked:
+    """Telegram refused a message to this customer with 403."""
+
+
+class UserActor:
+    def __init__(self, app: App, telegram_id: int) -> None:
+        self.app = app
+        self.id = telegram_id
+        self.customer: CustomerRow | None = None
+        self.screen = "main"
+        self._unsaved = False
+        self._recent: deque[float] = deque()  # trio times of recent updates
+        self._silent_until = -math.inf
+
+    # -- the actor interface -----------------------------------------------------------
+
+    async def handle(self, message: Any) -> None:
+        if isinstance(message, Update):
+            await self._on_update(message)
+        elif isinstance(message, MarkBlocked):
+            await self._set_blocked(True)
+        else:
+            raise TypeError(f"UserActor cannot handle {type(message).__name__}")
+
+    async def passivate(self) -> None:
+        if self._unsaved and self.customer is not None:
+            await self.app.store.run(
+                customers.save_conversation, self.id, self.screen, self.app.clock.now()
+            )
+            self._unsaved = False
+
+    # -- updates -----------------------------------------------------------------------
+
+    async def _on_update(self, update: Update) -> None:
+        sender = update.sender
+        assert sender is not None
+        assert sender.id == self.id
+        if self.customer is None:
+            self.customer = await self.app.store.run(
+                customers.greet,
+                self.id,
+                sender.first_name,
+                sender.username,
+                pick_language(sender.language_code),
+                self.app.clock.now(),
+            )
+        if update.my_chat_member is not None:
+            await self._on_membership(update.my_chat_member)
+            return
+        if not await self._admit(update):
+            return
+        if update.callback_query is not None:
+            await self._on_button(update.callback_query)
+        elif update.message is not None:
+            await self._on_message(update.message)
+
+    async def _admit(self, update: Update) -> bool:
+        """The per-customer rate limit: a sliding window, then a period of silence."""
+        if self.id in self.app.config.admin_ids:
+            return True
+        now = trio.current_time()
+        if now < self._silent_until:
+            await self._answer_silently(update)
+            return False
+        limit, span = self.app.config.rate_limit
+        while self._recent and self._recent[0] <= now - span:
+            self._recent.popleft()
+        if len(self._recent) >= limit:
+            self._recent.clear()
+            self._silent_until = now + self.app.config.rate_limit_ban
+            log.info("customer %s is over the rate limit; silent for a while", self.id)
+            await self._answer_silently(update)
+            await self._send_text(self.t("slow.down"))
+            return False
+        self._recent.append(now)
+        return True
+
+    async def _answer_silently(self, update: Update) -> None:
+        # A pressed button shows a spinner until answered, even when we say nothing.
+        if update.callback_query is not None:
+            await self._answer(update.callback_query)
+
+    async def _on_membership(self, change: ChatMemberUpdated) -> None:
+        status = change.new_chat_member.status
+        if status in ("kicked", "left"):
+            await self._set_blocked(True)
+        elif status == "member":
+            await self._set_blocked(False)
+
+    async def _on_message(self, message: Message) -> None:
+        if self.customer is not None and self.customer.blocked:
+            await self._set_blocked(False)  # they write to us, so they can read us
+        command, _, argument = (message.text or "").strip().partition(" ")
+        command = command.split("@")[0].lower()
+        if command == "/start":
+            if argument.strip():
+                await self.app.store.run(
+                    customers.remember_start_payload, self.id, argument.strip()[:256]
+                )
+            name = message.from_user.first_name if message.from_user else ""
+            await self._show_new(screens.main_menu(self.app.texts, self.lang, greet=name or "🙂"))
+        elif command == "/help":
+            await self._show_new(screens.help_screen(self.app.texts, self.lang))
+        elif command in ("/language", "/lang"):
+            await self._show_new(screens.language_screen(self.app.texts, self.lang))
+        elif command == "/menu":
+            await self._show_new(screens.main_menu(self.app.texts, self.lang))
+        else:
+            await self._send_text(self.t("unknown.input"))
+            await self._show_new(screens.main_menu(self.app.texts, self.lang))
+
+    async def _on_button(self, query: CallbackQuery) -> None:
+        verb, _, argument = (query.data or "").partition(":")
+        t, lang = self.app.texts, self.lang
+        target = query.message if query.message is not None and query.message.date else None
+        screen: Screen | None
+        if verb == "menu":
+            screen = screens.main_menu(t, lang)
+        elif verb == "help":
+            screen = screens.help_screen(t, lang)
+        elif verb == "lang" and not argument:
+            screen = screens.language_screen(t, lang)
+        elif verb == "lang" and argument in LANGUAGES:
+            await self._set_language(argument)
+            await self._answer(query, self.t("language.changed"))
+            await self._show(target, screens.main_menu(t, self.lang))
+            return
+        elif verb in ("buy", "sub", "bal") and not argument:
+            screen = screens.soon_screen(t, lang, verb)
+        else:
+            screen = None
+        if screen is None:
+            await self._answer(query, self.t("stale.button"))
+            await self._show(target, screens.main_menu(t, lang))
+            return
+        await self._answer(query)
+        await self._show(target, screen)
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def lang(self) -> str:
+        return self.customer.language if self.customer is not None else "en"
+
+    def t(self, key: str, **params: object) -> str:
+        return self.app.texts(self.lang, key, **params)
+
+    async def _set_language(self, language: str) -> None:
+        assert self.customer is not None
+        if language != self.customer.language:
+            await self.app.store.run(customers.set_language, self.id, language)
+            self.customer = attrs.evolve(self.customer, language=language)
+
+    async def _set_blocked(self, blocked: bool) -> None:
+        if self.customer is None:
+            self.customer = await self.app.store.run(customers.load, self.id)
+            if self.customer is None:
+                return
+        if self.customer.blocked != blocked:
+            await self.app.store.run(customers.set_blocked, self.id, blocked)
+            self.customer = attrs.evolve(self.customer, blocked=blocked)
+
+    # -- output (queued on the outbox; the actor waits only while the outbox is full) --
+
+    async def _post(
+        self, method: str, params: dict[str, Any], lane: Lane = Lane.INTERACTIVE
+    ) -> None:
+        await self.app.outbox.send(method, params, lane=lane)
+
+    async def _answer(self, query: CallbackQuery, text: str | None = None) -> None:
+        params: dict[str, Any] = {"callback_query_id": query.id}
+        if text:
+            params["text"] = text
+        await self._post("answerCallbackQuery", params, Lane.ANSWER)
+
+    async def _send_text(self, text: str) -> None:
+        await self._post("sendMessage", {"chat_id": self.id, "text": text, "parse_mode": "HTML"})
+
+    async def _show_new(self, screen: Screen) -> None:
+        await self._post("sendMessage", {"chat_id": self.id, **_render(screen)})
+        self._remember(screen)
+
+    async def _show(self, target: Message | None, screen: Screen) -> None:
+        """Edit the pressed message into ``screen``; a new message when it is gone."""
+        if target is None:
+            await self._show_new(screen)
+            return
+        params = {"chat_id": target.chat.id, "message_id": target.message_id, **_render(screen)}
+        await self._post("editMessageText", params)
+        self._remember(screen)
+
+    def _remember(self, screen: Screen) -> None:
+        if screen.name != self.screen:
+            self.screen = screen.name
+        self._unsaved = True
+
+
+def _render(screen: Screen) -> dict[str, Any]:
+    params: dict[str, Any] = {"text": screen.text, "parse_mode": "HTML"}
+    if screen.keyboard is not None:
+        params["reply_markup"] = to_json(screen.keyboard)
+    return params
+
+
+def user_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:
+    async def activate(telegram_id: int) -> UserActor:
+        # State is loaded with the first update (one upsert), not here: see the docstring.
+        return UserActor(app, telegram_id)
+
+    return Kind(KIND, activate, idle_timeout=idle_timeout)

@@ -1,0 +1,84 @@
+"""Customers: who they are, their language, and their conversation state."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+from psycopg.rows import class_row
+
+from .pool import Connection
+
+
+@attrs.frozen
+class CustomerRow:
+    telegram_id: int
+    first_name: str
+    language: str
+    blocked: bool
+    screen: str
+    start_payload: str | None
+    first_seen: dt.datetime
+
+
+_COLUMNS = "telegram_id, first_name, language, blocked, screen, start_payload, first_seen"
+
+
+def greet(
+    conn: Connection,
+    telegram_id: int,
+    first_name: str,
+    username: str | None,
+    language: str,
+    now: dt.datetime,
+) -> CustomerRow:
+    """Load a customer, creating them at first contact: one statement either way.
+
+    ``language`` is used only for a new customer; a known one keeps their choice.
+    """
+    with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        cur.execute(
+            "INSERT INTO customers (telegram_id, first_name, username, language,"
+            " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (telegram_id) DO UPDATE SET first_name = EXCLUDED.first_name,"
+            " username = EXCLUDED.username, last_seen = EXCLUDED.last_seen"
+            f" RETURNING {_COLUMNS}",
+            (telegram_id, first_name, username, language, now, now),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def load(conn: Connection, telegram_id: int) -> CustomerRow | None:
+    with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        cur.execute(f"SELECT {_COLUMNS} FROM customers WHERE telegram_id = %s", (telegram_id,))
+        return cur.fetchone()
+
+
+def set_language(conn: Connection, telegram_id: int, language: str) -> None:
+    conn.execute(
+        "UPDATE customers SET language = %s WHERE telegram_id = %s", (language, telegram_id)
+    )
+
+
+def set_blocked(conn: Connection, telegram_id: int, blocked: bool) -> None:
+    conn.execute("UPDATE customers SET blocked = %s WHERE telegram_id = %s", (blocked, telegram_id))
+
+
+def remember_start_payload(conn: Connection, telegram_id: int, payload: str) -> None:
+    """Keep the first deep-link payload (a referral must not be overwritten later)."""
+    conn.execute(
+        "UPDATE customers SET start_payload = %s WHERE telegram_id = %s AND start_payload IS NULL",
+        (payload, telegram_id),
+    )
+
+
+def save_conversation(
+    conn: Connection, telegram_id: int, screen: str, last_seen: dt.datetime
+) -> None:
+    conn.execute(
+        "UPDATE customers SET screen = %s, last_seen = GREATEST(last_seen, %s),"
+        " state_updated_at = %s WHERE telegram_id = %s",
+        (screen, last_seen, last_seen, telegram_id),
+    )

@@ -1,0 +1,311 @@
+"""The outbox: every call that sends to a chat goes through here, within Telegram's limits.
+
+Limits (EXTERNAL-APIS.md §A.5): at most ``global_rate`` messages in any one-second
+window across all chats; per chat one message a second (one every three seconds in
+groups, i.e. 20 a minute); one call in flight per chat, so a chat sees its messages in
+order. Calls that answer a query (``answerCallbackQuery``, ``answerPreCheckoutQuery``)
+and calls not aimed at a chat are not rate-limited and go first: a customer must never
+wait on a broadcast to see a button respond.
+
+Three lanes, served in this order: ``ANSWER``, ``INTERACTIVE`` (replies to a
+customer), ``BULK`` (broadcasts, reminders). Up to ``concurrency`` calls run at once.
+
+Failures: 429 waits exactly ``retry_after`` and repeats the call; 403 reports the chat
+as blocked through ``on_blocked``; "message is not modified" counts as success; a group
+upgraded to a supergroup is retried with the new chat id; 5xx and network errors are
+retried a bounded number of times with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import attrs
+import outcome
+import trio
+
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    MigrateToChat,
+    RetryAfter,
+    TelegramError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
+from .api import BotClient
+
+log = logging.getLogger(__name__)
+
+
+class Lane(enum.IntEnum):
+    ANSWER = 0  # answers to callback and pre-checkout queries: never rate-limited
+    INTERACTIVE = 1  # a reply to something the customer just did
+    BULK = 2  # broadcasts, reminders, expiry notices
+
+
+#: Methods that put something in a chat, and so count against the chat and global limits.
+def is_limited(method: str) -> bool:
+    return method.startswith(("send", "edit", "copy", "forward"))
+
+
+@attrs.define(eq=False)
+class _Call:
+    method: str
+    params: dict[str, Any]
+    lane: Lane
+    result: outcome.Outcome[Any] | None = None
+    done: trio.Event | None = None
+
+
+@attrs.define(eq=False)
+class _Chat:
+    chat_id: int
+    lanes: tuple[deque[_Call], deque[_Call], deque[_Call]] = attrs.Factory(
+        lambda: (deque(), deque(), deque())
+    )
+    next_at: float = -float("inf")
+    busy: bool = False
+    scheduled: bool = False  # in a ready queue or in the timer heap
+
+    def head_lane(self) -> Lane | None:
+        for lane, calls in zip(Lane, self.lanes, strict=True):
+            if calls:
+                return lane
+        return None
+
+    def pop(self) -> _Call:
+        for calls in self.lanes:
+            if calls:
+                return calls.popleft()
+        raise IndexError("no calls queued")
+
+
+BlockedHook = Callable[[int], Awaitable[None]]
+
+
+async def _ignore_blocked(chat_id: int) -> None:
+    return None
+
+
+class Outbox:
+    def __init__(
+        self,
+        bot: BotClient,
+        *,
+        global_rate: int = 25,
+        paid_broadcast: bool = False,
+        on_blocked: BlockedHook = _ignore_blocked,
+        rng: random.Random | None = None,
+        concurrency: int = 32,
+        max_queued: int = 10_000,
+        chat_interval: float = 1.0,
+        group_interval: float = 3.0,
+        max_attempts: int = 5,
+    ) -> None:
+        self._bot = bot
+        self._rate = global_rate
+        self._paid_broadcast = paid_broadcast
+        self._on_blocked = on_blocked
+        self._rng = rng or random.Random()
+        self._concurrency = concurrency
+        self._chat_interval = chat_interval
+        self._group_interval = group_interval
+        self._max_attempts = max_attempts
+        self._room = trio.Semaphore(max_queued)  # back-pressure on senders
+        self._unlimited: deque[_Call] = deque()
+        self._chats: dict[int, _Chat] = {}
+        self._ready: tuple[deque[_Chat], deque[_Chat], deque[_Chat]] = (deque(), deque(), deque())
+        self._timers: list[tuple[float, int, _Chat]] = []
+        self._seq = itertools.count()
+        self._window: deque[float] = deque()  # start times of limited calls, last second
+        self._in_flight = 0
+        self._queued = 0
+        self._changed = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+
+    # -- the public side -------------------------------------------------------------
+
+    async def send(
+        self, method: str, params: dict[str, Any], *, lane: Lane = Lane.INTERACTIVE
+    ) -> None:
+        """Queue a call and return at once (waits only while the outbox is full)."""
+        await self._put(_Call(method, params, lane))
+
+    async def request(
+        self, method: str, params: dict[str, Any], *, lane: Lane = Lane.INTERACTIVE
+    ) -> Any:
+        """Queue a call and wait for its result; raises the TelegramError it ended with."""
+        call = _Call(method, params, lane, done=trio.Event())
+        await self._put(call)
+        assert call.done is not None
+        await call.done.wait()
+        assert call.result is not None
+        return call.result.unwrap()
+
+    async def drain(self) -> None:
+        """Wait until nothing is queued or in flight."""
+        await self._idle.wait()
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Dispatch queued calls for as long as the shop runs."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                self._dispatch(nursery)
+                wake_at = self._next_wake()
+                self._changed = trio.Event()
+                with trio.move_on_at(wake_at):
+                    await self._changed.wait()
+
+    # -- queueing ----------------------------------------------------------------------
+
+    async def _put(self, call: _Call) -> None:
+        await self._room.acquire()
+        if self._queued == 0 and self._in_flight == 0:
+            self._idle = trio.Event()
+        self._queued += 1
+        chat_id = call.params.get("chat_id")
+        if call.lane is Lane.ANSWER or not is_limited(call.method) or not isinstance(chat_id, int):
+            self._unlimited.append(call)
+        else:
+            if call.lane is Lane.BULK and self._paid_broadcast and self._rate > 30:
+                call.params.setdefault("allow_paid_broadcast", True)
+            chat = self._chats.get(chat_id)
+            if chat is None:
+                chat = self._chats[chat_id] = _Chat(chat_id)
+            chat.lanes[call.lane].append(call)
+            self._schedule(chat)
+        self._changed.set()
+
+    def _schedule(self, chat: _Chat) -> None:
+        """Put a chat with queued calls where the dispatcher will find it."""
+        lane = chat.head_lane()
+        if chat.busy or chat.scheduled or lane is None:
+            return
+        chat.scheduled = True
+        if chat.next_at <= trio.current_time():
+            self._ready[lane].append(chat)
+        else:
+            heapq.heappush(self._timers, (chat.next_at, next(self._seq), chat))
+
+    # -- dispatching -------------------------------------------------------------------
+
+    def _dispatch(self, nursery: trio.Nursery) -> None:
+        now = trio.current_time()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, chat = heapq.heappop(self._timers)
+            chat.scheduled = False
+            if chat.head_lane() is None and not chat.busy:
+                self._chats.pop(chat.chat_id, None)  # spacing has passed: forget the chat
+            else:
+                self._schedule(chat)
+        while self._unlimited and self._in_flight < self._concurrency:
+            self._start(nursery, self._unlimited.popleft(), None)
+        for ready in self._ready:
+            while ready and self._in_flight < self._concurrency and self._window_open(now):
+                chat = ready.popleft()
+                chat.scheduled = False
+                self._window.append(now)
+                chat.busy = True
+                chat.next_at = now + self._interval(chat.chat_id)
+                self._start(nursery, chat.pop(), chat)
+
+    def _window_open(self, now: float) -> bool:
+        while self._window and self._window[0] <= now - 1.0:
+            self._window.popleft()
+        return len(self._window) < self._rate
+
+    def _next_wake(self) -> float:
+        wake = float("inf")
+        if self._timers:
+            wake = self._timers[0][0]
+        waiting = any(self._ready) and self._in_flight < self._concurrency
+        if waiting and self._window:
+            wake = min(wake, self._window[0] + 1.0)
+        return wake
+
+    def _interval(self, chat_id: int) -> float:
+        return self._group_interval if chat_id < 0 else self._chat_interval
+
+    def _start(self, nursery: trio.Nursery, call: _Call, chat: _Chat | None) -> None:
+        self._in_flight += 1
+        self._queued -= 1
+        self._room.release()
+        nursery.start_soon(self._deliver, call, chat)
+
+    async def _deliver(self, call: _Call, chat: _Chat | None) -> None:
+        try:
+            call.result = await outcome.acapture(self._call_with_retries, call, chat)
+        finally:
+            self._in_flight -= 1
+            if chat is not None:
+                chat.busy = False
+                if chat.head_lane() is not None:
+                    self._schedule(chat)
+                else:  # remember the spacing until it has passed, then forget the chat
+                    chat.scheduled = True
+                    heapq.heappush(self._timers, (chat.next_at, next(self._seq), chat))
+            if call.done is not None:
+                call.done.set()
+            if self._in_flight == 0 and self._queued == 0:
+                self._idle.set()
+            self._changed.set()
+
+    async def _call_with_retries(self, call: _Call, chat: _Chat | None) -> Any:
+        failures = 0
+        while True:
+            try:
+                return await self._bot.call(call.method, call.params)
+            except RetryAfter as exc:
+                log.warning("%s: flood control, retrying in %s s", call.method, exc.retry_after)
+                await self._pause(chat, exc.retry_after)
+            except MigrateToChat as exc:
+                call.params["chat_id"] = exc.migrate_to_chat_id
+            except BadRequest as exc:
+                if exc.not_modified:
+                    return None
+                log.warning("%s refused: %s", call.method, exc.description)
+                raise
+            except Forbidden:
+                if chat is not None:
+                    await self._on_blocked(chat.chat_id)
+                raise
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                failures += 1
+                if failures >= self._max_attempts:
+                    log.error("%s failed %d times, giving up: %s", call.method, failures, exc)
+                    raise
+                await self._pause(chat, self._backoff(failures))
+            except TelegramError as exc:
+                log.error("%s failed: %s", call.method, exc)
+                raise
+
+    async def _pause(self, chat: _Chat | None, seconds: float) -> None:
+        """Wait before repeating a call; the repeat is a send like any other."""
+        if chat is None:
+            await trio.sleep(seconds)
+            return
+        await trio.sleep_until(max(trio.current_time() + seconds, chat.next_at))
+        while not self._window_open(now := trio.current_time()):  # noqa: ASYNC110 - waits on time
+            await trio.sleep(self._window[0] + 1.0 - now)
+        self._window.append(now)
+        chat.next_at = now + self._interval(chat.chat_id)
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(30.0, 2.0 ** (failures - 1))
+        return ceiling / 2 + self._rng.random() * ceiling / 2

@@ -1,0 +1,175 @@
+"""The Bot API types the shop uses, as attrs classes, and one cattrs converter.
+
+Only the fields the shop reads are declared; unknown fields are ignored, so a newer
+Bot API never breaks parsing. Ids are Python ints (64-bit in the database). The JSON
+key ``from`` is the attribute ``from_user``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+
+@attrs.frozen
+class User:
+    id: int
+    is_bot: bool = False
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@attrs.frozen
+class Chat:
+    id: int
+    type: str = "private"
+    title: str | None = None
+    username: str | None = None
+    first_name: str | None = None
+
+
+@attrs.frozen
+class MessageEntity:
+    type: str
+    offset: int
+    length: int
+
+
+@attrs.frozen
+class SuccessfulPayment:
+    currency: str
+    total_amount: int
+    invoice_payload: str
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str = ""
+    subscription_expiration_date: int | None = None
+    is_recurring: bool = False
+    is_first_recurring: bool = False
+
+
+@attrs.frozen
+class RefundedPayment:
+    currency: str
+    total_amount: int
+    invoice_payload: str
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str | None = None
+
+
+@attrs.frozen
+class Message:
+    message_id: int
+    chat: Chat
+    date: int = 0  # 0 for an inaccessible message
+    from_user: User | None = None
+    text: str | None = None
+    entities: tuple[MessageEntity, ...] = ()
+    successful_payment: SuccessfulPayment | None = None
+    refunded_payment: RefundedPayment | None = None
+
+
+@attrs.frozen
+class CallbackQuery:
+    id: str
+    from_user: User
+    chat_instance: str = ""
+    message: Message | None = None
+    data: str | None = None
+
+
+@attrs.frozen
+class PreCheckoutQuery:
+    id: str
+    from_user: User
+    currency: str
+    total_amount: int
+    invoice_payload: str
+
+
+@attrs.frozen
+class ChatMember:
+    status: str
+    user: User
+
+
+@attrs.frozen
+class ChatMemberUpdated:
+    chat: Chat
+    from_user: User
+    date: int
+    old_chat_member: ChatMember
+    new_chat_member: ChatMember
+
+
+@attrs.frozen
+class Update:
+    update_id: int
+    message: Message | None = None
+    edited_message: Message | None = None
+    callback_query: CallbackQuery | None = None
+    pre_checkout_query: PreCheckoutQuery | None = None
+    my_chat_member: ChatMemberUpdated | None = None
+
+    @property
+    def sender(self) -> User | None:
+        """Who caused the update: the customer whose actor handles it."""
+        if self.message is not None:
+            return self.message.from_user
+        for part in (self.callback_query, self.pre_checkout_query, self.my_chat_member):
+            if part is not None:
+                return part.from_user
+        return None
+
+
+#: What the poller asks Telegram for: what the shop handles, and nothing else.
+ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query", "my_chat_member")
+
+
+# -- keyboards (outgoing) -----------------------------------------------------------
+
+
+@attrs.frozen
+class InlineKeyboardButton:
+    text: str
+    callback_data: str | None = None
+    url: str | None = None
+    pay: bool | None = None
+
+
+@attrs.frozen
+class InlineKeyboardMarkup:
+    inline_keyboard: tuple[tuple[InlineKeyboardButton, ...], ...]
+
+
+# -- the converter --------------------------------------------------------------------
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    for cls in (Message, CallbackQuery, PreCheckoutQuery, ChatMemberUpdated):
+        converter.register_structure_hook(
+            cls, make_dict_structure_fn(cls, converter, from_user=override(rename="from"))
+        )
+    for outgoing in (InlineKeyboardButton, InlineKeyboardMarkup):
+        converter.register_unstructure_hook(
+            outgoing, make_dict_unstructure_fn(outgoing, converter, _cattrs_omit_if_default=True)
+        )
+    return converter
+
+
+converter = _make_converter()
+
+
+def parse_update(raw: dict[str, Any]) -> Update:
+    """Structure one update; raises cattrs errors on a malformed one."""
+    return converter.structure(raw, Update)
+
+
+def to_json(value: Any) -> Any:
+    """Unstructure outgoing values (keyboards) into JSON-ready data."""
+    return converter.unstructure(value)

@@ -1,0 +1,132 @@
+"""The first conversation, through a fake Bot API server over real HTTP, real PostgreSQL.
+
+These run on mock time (the database hook holds the clock while a query runs), so the
+outbox's one-message-a-second per chat costs no real time. pytest-trio only picks up a
+clock that the test function itself requests, hence ``autojump_clock`` in each test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from shop.clock import TrioClock
+from shop.store.pool import BusyHook
+from tests.harness import Shop, fake_telegram, running_shop
+
+ANN = 1001
+MENU = ["buy", "sub", "bal", "help", "lang"]
+
+
+@pytest.fixture
+def shop_at(
+    clean_database: str, autojump_clock: trio.testing.MockClock, busy_hook: BusyHook
+) -> Any:
+    @asynccontextmanager
+    async def start(**kwargs: Any) -> AsyncIterator[Shop]:
+        clock = TrioClock.starting_at(dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC))
+        with trio.fail_after(600):
+            async with running_shop(
+                clean_database, clock=clock, on_busy=busy_hook, **kwargs
+            ) as shop:
+                yield shop
+
+    return start
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def menu_of(shop: Shop, chat_id: int) -> dict[str, Any]:
+    await shop.telegram.wait_for("sendMessage", chat_id=chat_id)
+    menu = shop.telegram.last_message(chat_id)
+    assert menu is not None
+    return menu
+
+
+async def test_start_greets_by_escaped_name_with_the_main_menu(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        shop.telegram.send_text(ANN, "/start", first_name="<Ann & Co>")
+        (call,) = await shop.telegram.wait_for("sendMessage", chat_id=ANN)
+    assert "&lt;Ann &amp; Co&gt;" in call.params["text"]
+    assert call.params["parse_mode"] == "HTML"
+    assert buttons(call.params) == MENU
+    assert shop.query("SELECT language, blocked, first_name FROM customers") == [
+        ("en", False, "<Ann & Co>")
+    ]
+
+
+async def test_a_button_edits_the_menu_in_place(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        tg = shop.telegram
+        tg.send_text(ANN, "/start")
+        menu = await menu_of(shop, ANN)
+        tg.press(ANN, "help", message_id=menu["message_id"])
+        await tg.wait_for("answerCallbackQuery")
+        (edit,) = await tg.wait_for("editMessageText", chat_id=ANN)
+    assert edit.params["message_id"] == menu["message_id"]
+    assert "Help" in edit.params["text"]
+    assert buttons(edit.params) == ["menu"]
+    assert len(tg.messages(ANN)) == 1  # still one message: edited, not sent again
+
+
+async def test_language_switch_survives_a_restart(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with fake_telegram() as telegram:
+        async with shop_at(telegram=telegram) as shop:
+            shop.telegram.send_text(ANN, "/start", language_code="en")
+            menu = await menu_of(shop, ANN)
+            shop.telegram.press(ANN, "lang:uk", message_id=menu["message_id"])
+            (edit,) = await shop.telegram.wait_for("editMessageText", chat_id=ANN)
+            assert "Що бажаєте зробити?" in edit.params["text"]
+        async with shop_at(telegram=telegram) as shop:
+            shop.telegram.send_text(ANN, "/start", first_name="Ann", language_code="en")
+            greetings = await shop.telegram.wait_for("sendMessage", chat_id=ANN, count=2)
+    assert greetings[-1].params["text"].startswith("Вітаємо, <b>Ann</b>!")
+
+
+async def test_first_contact_language_comes_from_telegram(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        shop.telegram.send_text(ANN, "/start", language_code="ru")
+        (greeting,) = await shop.telegram.wait_for("sendMessage", chat_id=ANN)
+    assert greeting.params["text"].startswith("Здравствуйте")
+
+
+async def test_a_stale_button_gets_an_answer_and_the_menu(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        tg = shop.telegram
+        tg.send_text(ANN, "/start")
+        menu = await menu_of(shop, ANN)
+        tg.press(ANN, "an-old-button:from-v0", message_id=menu["message_id"])
+        (answer,) = await tg.wait_for("answerCallbackQuery")
+        (edit,) = await tg.wait_for("editMessageText", chat_id=ANN)
+    assert answer.params["text"] == "This button is no longer active."
+    assert buttons(edit.params) == MENU
+
+
+async def test_deep_link_payload_is_kept_once(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        shop.telegram.send_text(ANN, "/start ref_42")
+        await shop.telegram.wait_for("sendMessage", chat_id=ANN)
+        shop.telegram.send_text(ANN, "/start PROMO2026")
+        await shop.telegram.wait_for("sendMessage", chat_id=ANN, count=2)
+    assert shop.query("SELECT start_payload FROM customers") == [("ref_42",)]

@@ -1,0 +1,871 @@
+"""A fake Telegram Bot API server on loopback, for tests and benchmarks.
+
+It speaks the real protocol over real HTTP (``POST /bot<token>/<method>``, the ``{"ok": ...}``
+envelope, the server's exact error strings), so the shop's own httpx client is exercised end to
+end. All timing goes through trio, so it runs under ``MockClock(autojump_threshold=0)`` in the
+test's own trio run::
+
+    fake = FakeTelegram()
+    base_url = await nursery.start(fake.serve)
+    fake.send_text(42, "/start")
+    (reply,) = await fake.wait_for("sendMessage", chat_id=42)
+
+Deliberate simplifications: only private chats; message ``text`` is stored as sent (HTML tags
+are stripped only to measure its length); the server's anti-busy-loop rules for getUpdates
+(forced timeout=3 and limit=1 on repeated offsets) and its 3 s delay on repeated 409s are left
+out, because they would slow every test down; updates are never pushed to a webhook.
+
+Run ``python -m tests.fakes.telegram --port 8081`` for a standalone server with a control API
+under ``/_fake/`` (see ``FakeTelegram._control``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import html
+import itertools
+import json
+import logging
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from shop.clock import SystemClock, WallClock
+
+TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
+EPOCH = 1_760_000_000  # Unix time at trio.current_time() == 0 when no WallClock is given
+
+Json = dict[str, Any]
+Receive = Callable[[], Awaitable[Json]]
+Send = Callable[[Json], Awaitable[None]]
+Handler = Callable[[Json], Awaitable[Any]]
+
+log = logging.getLogger(__name__)
+
+TERMINATED = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
+BLOCKED = "Forbidden: bot was blocked by the user"
+
+# Update types a bot gets only when it lists them in allowed_updates.
+_OPT_IN = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+# Parameters that carry JSON; form and query-string callers send them as JSON text.
+_JSON_PARAMS = frozenset(
+    {"reply_markup", "allowed_updates", "prices", "entities", "link_preview_options"}
+    | {"reply_parameters", "suggested_tip_amounts", "commands", "scope", "menu_button"}
+)
+# Methods that write into a chat and so fail with 403 once the user has blocked the bot.
+_CHAT_WRITES = frozenset(
+    {"sendMessage", "sendInvoice", "editMessageText", "editMessageReplyMarkup", "sendChatAction"}
+)
+# Methods the shop may call at start-up that need no state here.
+_ALWAYS_TRUE = (
+    "setMyCommands",
+    "deleteMyCommands",
+    "setMyDescription",
+    "setMyShortDescription",
+    "setChatMenuButton",
+    "sendChatAction",
+)
+
+
+@attrs.define
+class Call:
+    """One request that reached the fake, recorded in arrival order.
+
+    ``status`` is the HTTP status sent back: 0 while the call is in flight, and also when the
+    connection was dropped on purpose (see ``FakeTelegram.drop_connections``).
+    """
+
+    method: str
+    params: Json
+    at: float
+    status: int = 0
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with the server's ``JsonQueryError`` envelope."""
+
+    def __init__(self, status: int, description: str, parameters: Json | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.parameters = parameters or {}
+
+    def body(self) -> Json:
+        body: Json = {"ok": False, "error_code": self.status, "description": self.description}
+        if self.parameters:  # the real server omits an empty "parameters"
+            body["parameters"] = self.parameters
+        return body
+
+
+@attrs.define
+class _Failure:
+    method: str
+    status: int
+    description: str
+    parameters: Json
+    times: int
+    chat_id: int | None
+
+
+@attrs.define
+class _Poll:
+    """A getUpdates request that is waiting; another getUpdates or setWebhook aborts it."""
+
+    scope: trio.CancelScope
+    aborted: str | None = None
+
+
+class FakeTelegram:
+    """An in-process Bot API server holding one bot's updates, chats and programmed failures.
+
+    Attributes that tests may read: ``calls``, ``pending``, ``confirmed_offset``, ``blocked``,
+    ``webhook_url``, ``invoice_links`` (link -> createInvoiceLink params), ``refunded`` (charge
+    ids) and ``subscriptions`` (charge id -> is_canceled). ``pre_checkout_timeout`` is the
+    documented 10 s answer deadline for pre-checkout queries (set ``math.inf`` to lift it).
+
+    Message dates come from ``clock`` (pass the test's ``TrioClock`` so they agree with the
+    shop's), else ``EPOCH`` plus trio's clock. With ``history=False`` calls are only counted,
+    not kept (``calls``, ``calls_to`` and ``wait_for`` see nothing), so that a long benchmark
+    does not grow without bound.
+    """
+
+    def __init__(
+        self,
+        token: str = TOKEN,
+        *,
+        bot_id: int = 777000111,
+        username: str = "shop_test_bot",
+        clock: WallClock | None = None,
+        history: bool = True,
+    ) -> None:
+        self.token = token
+        self.bot_id = bot_id
+        self.username = username
+        self.clock = clock
+        self.history = history
+        self.base_url = ""
+        self.pre_checkout_timeout = 10.0
+        self._updates_changed = trio.Event()
+        self._calls_changed = trio.Event()
+        self._methods: dict[str, tuple[str, Handler]] = {}
+        for name, handler in self._handlers().items():
+            self._methods[name.lower()] = (name, handler)  # the server ignores the case
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every call, update, message and programmed failure, as for a fresh bot."""
+        self.calls: list[Call] = []
+        self._by_method: defaultdict[str, list[Call]] = defaultdict(list)
+        self.counts: Counter[str] = Counter()
+        self.pending: list[Json] = []
+        self.confirmed_offset = 0
+        self._next_update_id = 1
+        self._allowed: frozenset[str] | None = None  # None: the server's default set
+        self._poll: _Poll | None = None
+        self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        self._chats: defaultdict[int, dict[int, Json]] = defaultdict(dict)
+        self._last_message_id: defaultdict[int, int] = defaultdict(int)
+        self._users: dict[int, Json] = {}
+        # Answerable query ids -> answer deadline, for callback and pre-checkout queries.
+        self._queries: dict[str, dict[str, float]] = {"callback": {}, "pre_checkout": {}}
+        self._serial = itertools.count(1)
+        self.invoice_links: dict[str, Json] = {}
+        self.refunded: set[str] = set()
+        self.subscriptions: dict[str, bool] = {}
+        self.blocked: set[int] = set()
+        self._failures: list[_Failure] = []
+        self._delays: dict[str, float] = {}
+        self._outage: int | None = None
+        self._drops = 0
+        self._late_drops = 0
+
+    # ----------------------------------------------------------------- serving
+
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled; hands back the base URL, e.g. ``http://127.0.0.1:40123``."""
+        config = Config()
+        config.bind = [f"{host}:{port}"]
+        config.accesslog = None
+        config.errorlog = log  # a Logger, not "-": pytest swaps sys.stderr between tests
+        # Hypercorn's 5 s keep-alive runs on trio's clock; under autojump it would close idle
+        # connections in virtual time and race httpx's reuse of them.
+        config.keep_alive_timeout = 1e9
+        async with trio.open_nursery() as nursery:
+            # Our Json-typed ASGI signature is looser than hypercorn's TypedDicts.
+            app: Any = self
+            binds = await nursery.start(partial(hypercorn_serve, app, config, mode="asgi"))
+            self.base_url = binds[0]
+            task_status.started(self.base_url)
+
+    async def __call__(self, scope: Json, receive: Receive, send: Send) -> None:
+        """The ASGI entry point: a raw app, because it must keep up with ~1500 requests/s."""
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = bytearray()
+        while (message := await receive()).get("more_body"):
+            body += message.get("body", b"")
+        body += message.get("body", b"")
+        path: str = scope["path"]
+        if path.startswith("/_fake/"):
+            status, payload = self._control(scope["method"], path[7:], bytes(body))
+        elif path.startswith("/bot"):
+            status, payload = await self._api(scope, bytes(body))
+        else:
+            status, payload = 404, ApiError(404, "Not Found").body()
+        if status == 0:
+            # Dropping without an answer: an exception here would become a 500, so send an
+            # informational (1xx) head and stop. Hypercorn then closes the connection because
+            # the response never completed, and httpx, which skips 1xx heads, raises
+            # RemoteProtocolError("Server disconnected without sending a response.").
+            await send({"type": "http.response.start", "status": 199, "headers": []})
+            return
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _api(self, scope: Json, body: bytes) -> tuple[int, Json]:
+        token, _, name = scope["path"][4:].partition("/")
+        method, handler = self._methods.get(name.lower(), (name, None))
+        call = Call(method, {}, trio.current_time())
+        if self.history:
+            self.calls.append(call)
+            self._by_method[method].append(call)
+        self.counts[method] += 1
+        try:
+            call.params = _parse_params(scope, body)
+            if self._drops:
+                self._drops -= 1
+                status, payload = 0, {}
+            else:
+                if token != self.token:
+                    raise ApiError(401, "Unauthorized")
+                if handler is None:
+                    raise ApiError(404, "Not Found: method not found")
+                result = await self._dispatch(method, handler, call.params)
+                status, payload = 200, {"ok": True, "result": result}
+        except ApiError as error:
+            status, payload = error.status, error.body()
+        call.status = status
+        self._calls_changed.set()
+        self._calls_changed = trio.Event()
+        if self._late_drops and status:
+            self._late_drops -= 1
+            return 0, {}
+        return status, payload
+
+    async def _dispatch(self, method: str, handler: Handler, params: Json) -> Any:
+        if delay := self._delays.get(method):
+            await trio.sleep(delay)
+        if self._outage is not None:
+            raise ApiError(self._outage, HTTPStatus(self._outage).phrase)
+        chat = _chat_of(params)
+        for rule in self._failures:
+            if rule.method == method and rule.chat_id in (None, chat):
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._failures.remove(rule)
+                raise ApiError(rule.status, rule.description, rule.parameters)
+        if method in _CHAT_WRITES and chat in self.blocked:
+            raise ApiError(403, BLOCKED)
+        return await handler(params)
+
+    def _control(self, verb: str, name: str, body: bytes) -> tuple[int, Json]:
+        """``POST updates`` (a list of updates, or ``{"start_storm": {"users", "first_id"}}``),
+        ``GET stats`` and ``POST reset``: enough for a benchmark to drive a separate process."""
+        if (verb, name) == ("GET", "stats"):
+            stats = {"calls": dict(self.counts), "pending": len(self.pending)}
+            return 200, stats | {"confirmed_offset": self.confirmed_offset}
+        if (verb, name) == ("POST", "reset"):
+            self.reset()
+            return 200, {"ok": True, "result": True}
+        if (verb, name) == ("POST", "updates"):
+            data = json.loads(body or b"[]")
+            if isinstance(data, dict) and "start_storm" in data:
+                storm = data["start_storm"]
+                first = int(storm.get("first_id", 1_000_000))
+                users = range(first, first + int(storm["users"]))
+                return 200, {"ok": True, "result": [self.send_text(u, "/start") for u in users]}
+            return 200, {"ok": True, "result": [self.add_update(u) for u in data]}
+        return 404, ApiError(404, "Not Found").body()
+
+    # ----------------------------------------------------------------- programming
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` (to ``chat_id`` only, if given) fail.
+
+        Without a description you get the server's wording, e.g. ``Too Many Requests: retry
+        after 5`` for a 429 with ``retry_after=5``.
+        """
+        if description is None:
+            phrase = HTTPStatus(status).phrase
+            description = f"{phrase}: retry after {retry_after}" if retry_after else phrase
+        parameters = {} if retry_after is None else {"retry_after": retry_after}
+        self._failures.append(_Failure(method, status, description, parameters, times, chat_id))
+
+    def block(self, user_id: int) -> None:
+        """Every write to this chat fails with 403 until ``unblock``."""
+        self.blocked.add(user_id)
+
+    def unblock(self, user_id: int) -> None:
+        self.blocked.discard(user_id)
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Each call of ``method`` sleeps this long (trio time) before it is answered."""
+        self._delays[method] = seconds
+
+    def outage(self, status: int = 502) -> None:
+        """Every method fails with ``status`` (e.g. ``Bad Gateway``) until ``end_outage``."""
+        self._outage = status
+
+    def end_outage(self) -> None:
+        self._outage = None
+
+    def drop_connections(self, times: int = 1, *, after_processing: bool = False) -> None:
+        """Close the connection without an HTTP answer for the next ``times`` requests.
+
+        By default the requests are lost on the way in (``Call.status`` 0, no effect).
+        ``after_processing=True`` loses the answer instead: the message is sent and the call
+        recorded as a success, but the client sees a network error (so retries duplicate).
+        """
+        if after_processing:
+            self._late_drops += times
+        else:
+            self._drops += times
+
+    # ----------------------------------------------------------------- inspection
+
+    def calls_to(self, method: str, chat_id: int | None = None) -> list[Call]:
+        """All calls of ``method`` (failed ones too), optionally only to one chat or user."""
+        calls = self._by_method.get(method, [])
+        return [c for c in calls if chat_id is None or _chat_of(c.params) == chat_id]
+
+    async def wait_for(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        chat_id: int | None = None,
+        where: Callable[[Call], bool] | None = None,
+    ) -> list[Call]:
+        """Wait until at least ``count`` matching calls have succeeded; return all of them."""
+        while True:
+            found = [
+                c
+                for c in self.calls_to(method, chat_id)
+                if c.status == 200 and (where is None or where(c))
+            ]
+            if len(found) >= count:
+                return found
+            await self._calls_changed.wait()
+
+    def messages(self, chat_id: int) -> list[Json]:
+        """The bot's messages in a chat as they are now (after edits, without deleted ones)."""
+        return list(self._chats.get(chat_id, {}).values())
+
+    def last_message(self, chat_id: int) -> Json | None:
+        messages = self.messages(chat_id)
+        return messages[-1] if messages else None
+
+    # ----------------------------------------------------------------- injecting updates
+
+    def add_update(self, update: Json) -> int:
+        """Queue an update (numbering it when it has no ``update_id``) and wake a long poll.
+
+        Like the server, it drops an update whose type the bot's allowed_updates exclude.
+        """
+        update = {"update_id": self._next_update_id, **update}
+        update_id = int(update["update_id"])
+        self._next_update_id = max(self._next_update_id, update_id + 1)
+        if self._allows(next((k for k in update if k != "update_id"), "")):
+            bisect.insort(self.pending, update, key=_update_id)
+            self._updates_changed.set()
+            self._updates_changed = trio.Event()
+        return update_id
+
+    def _allows(self, kind: str) -> bool:
+        return kind not in _OPT_IN if self._allowed is None else kind in self._allowed
+
+    def send_text(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        first_name: str = "Ann",
+        language_code: str = "en",
+        username: str | None = None,
+    ) -> int:
+        """The user writes ``text`` in the private chat; a leading /command gets its entity."""
+        user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        user["language_code"] = language_code
+        if username is not None:
+            user["username"] = username
+        self._users[user_id] = user
+        message = self._user_message(user_id, text=text)
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"offset": 0, "length": _utf16(command), "type": "bot_command"}]
+        return self.add_update({"message": message})
+
+    def press(self, user_id: int, data: str, *, message_id: int) -> int:
+        """The user presses a callback button under the bot's message ``message_id``."""
+        message = self._chats.get(user_id, {}).get(message_id)
+        if message is None:
+            raise KeyError(f"the bot has no message {message_id} in chat {user_id}")
+        query_id = str(4_000_000_000_000_000 + next(self._serial))
+        self._queries["callback"][query_id] = math.inf  # the answer deadline is undocumented
+        query: Json = {"id": query_id, "from": self._user(user_id), "message": message}
+        query |= {"chat_instance": str(-user_id * 7919), "data": data}
+        return self.add_update({"callback_query": query})
+
+    def pre_checkout(
+        self, user_id: int, *, payload: str, total_amount: int, currency: str = "XTR"
+    ) -> int:
+        """The user confirms an invoice; the bot must answer within ``pre_checkout_timeout``."""
+        query_id = str(9_000_000_000_000_000 + next(self._serial))
+        self._queries["pre_checkout"][query_id] = _now() + self.pre_checkout_timeout
+        query: Json = {"id": query_id, "from": self._user(user_id), "currency": currency}
+        query |= {"total_amount": total_amount, "invoice_payload": payload}
+        return self.add_update({"pre_checkout_query": query})
+
+    def successful_payment(
+        self,
+        user_id: int,
+        *,
+        payload: str,
+        total_amount: int,
+        currency: str = "XTR",
+        charge_id: str,
+        is_recurring: bool | None = None,
+        is_first_recurring: bool | None = None,
+        subscription_expiration_date: int | None = None,
+    ) -> int:
+        """The service message Telegram sends after charging the user."""
+        payment = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload}
+        payment |= {"telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
+        optional = {
+            "subscription_expiration_date": subscription_expiration_date,
+            "is_recurring": is_recurring,
+            "is_first_recurring": is_first_recurring,
+        }
+        payment |= {k: v for k, v in optional.items() if v is not None}
+        return self.add_update({"message": self._user_message(user_id, successful_payment=payment)})
+
+    def refunded_payment(
+        self,
+        user_id: int,
+        *,
+        payload: str,
+        total_amount: int,
+        charge_id: str,
+        currency: str = "XTR",
+    ) -> int:
+        """The service message about a refund (not sent by ``refundStarPayment`` itself)."""
+        refund = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload}
+        refund["telegram_payment_charge_id"] = charge_id
+        return self.add_update({"message": self._user_message(user_id, refunded_payment=refund)})
+
+    def chat_member(self, user_id: int, status: str) -> int:
+        """The user blocks (``"kicked"``) or unblocks (``"member"``) the bot.
+
+        It also blocks or unblocks the chat, because that is what the user just did.
+        """
+        if status == "kicked":
+            self.blocked.add(user_id)
+        else:
+            self.blocked.discard(user_id)
+        old: Json = {"status": "member" if status == "kicked" else "kicked", "user": self._bot}
+        new: Json = {"status": status, "user": self._bot}
+        for member in (old, new):
+            if member["status"] == "kicked":
+                member["until_date"] = 0
+        update = {"chat": self._chat(user_id), "from": self._user(user_id), "date": self._date()}
+        update |= {"old_chat_member": old, "new_chat_member": new}
+        return self.add_update({"my_chat_member": update})
+
+    @property
+    def _bot(self) -> Json:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Shop", "username": self.username}
+
+    def _user(self, user_id: int) -> Json:
+        return self._users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": "Ann"}
+
+    def _date(self) -> int:
+        if self.clock is not None:
+            return int(self.clock.now().timestamp())
+        return EPOCH + int(_now())
+
+    def _chat(self, chat_id: int) -> Json:
+        chat: Json = {"id": chat_id, "type": "private"}
+        if user := self._users.get(chat_id):
+            chat |= {k: user[k] for k in ("first_name", "username") if k in user}
+        return chat
+
+    def _new_message(self, chat_id: int, sender: Json, content: Json) -> Json:
+        # User and bot messages share one counter per private chat, as on Telegram.
+        self._last_message_id[chat_id] += 1
+        head = {"message_id": self._last_message_id[chat_id], "from": sender}
+        return head | {"chat": self._chat(chat_id), "date": self._date()} | content
+
+    def _user_message(self, user_id: int, **content: Any) -> Json:
+        return self._new_message(user_id, self._user(user_id), content)
+
+    # ----------------------------------------------------------------- Bot API methods
+
+    def _handlers(self) -> dict[str, Handler]:
+        handlers: dict[str, Handler] = {name: _return_true for name in _ALWAYS_TRUE}
+        return handlers | {
+            "getMe": self._get_me,
+            "getUpdates": self._get_updates,
+            "setWebhook": self._set_webhook,
+            "deleteWebhook": self._delete_webhook,
+            "getWebhookInfo": self._get_webhook_info,
+            "sendMessage": self._send_message,
+            "editMessageText": self._edit_message_text,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
+            "deleteMessage": self._delete_message,
+            "answerCallbackQuery": self._answer_callback_query,
+            "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+            "sendInvoice": self._send_invoice,
+            "createInvoiceLink": self._create_invoice_link,
+            "refundStarPayment": self._refund_star_payment,
+            "editUserStarSubscription": self._edit_user_star_subscription,
+        }
+
+    async def _get_me(self, params: Json) -> Json:
+        return self._bot | {"can_join_groups": True, "can_read_all_group_messages": False}
+
+    async def _get_updates(self, params: Json) -> list[Json]:
+        if self.webhook_url:
+            raise ApiError(409, WEBHOOK_ACTIVE)
+        self._abort_poll(TERMINATED)
+        offset = _int(params, "offset", 0)
+        limit = min(max(_int(params, "limit", 100), 1), 100)
+        timeout = min(max(_int(params, "timeout", 0), 0), 50)  # LONG_POLL_MAX_TIMEOUT
+        self._set_allowed(params)
+        if offset > 0:
+            self.confirmed_offset = max(self.confirmed_offset, offset)
+            del self.pending[: bisect.bisect_left(self.pending, offset, key=_update_id)]
+        elif offset < 0:  # keep only the last -offset updates
+            del self.pending[: max(0, len(self.pending) + offset)]
+        poll = self._poll = _Poll(trio.CancelScope(deadline=trio.current_time() + timeout))
+        try:
+            with poll.scope:
+                while not self._take(offset, limit):
+                    await self._updates_changed.wait()
+        finally:
+            if self._poll is poll:
+                self._poll = None
+        if poll.aborted:
+            raise ApiError(409, poll.aborted)
+        return self._take(offset, limit)
+
+    def _take(self, offset: int, limit: int) -> list[Json]:
+        ready = (u for u in self.pending if u["update_id"] >= offset)
+        return list(itertools.islice(ready, limit))
+
+    def _abort_poll(self, reason: str) -> None:
+        if self._poll is not None:
+            self._poll.aborted = reason
+            self._poll.scope.cancel()
+            self._poll = None
+
+    def _set_allowed(self, params: Json) -> None:
+        allowed = params.get("allowed_updates")
+        if allowed is not None:  # omitted: keep the previous setting, like the server
+            self._allowed = frozenset(allowed) if allowed else None
+
+    async def _set_webhook(self, params: Json) -> bool:
+        url = str(params.get("url") or "")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if url:
+            self._abort_poll("Conflict: terminated by setWebhook request")
+        self.webhook_url, self.webhook_secret = url, secret
+        self._set_allowed(params)
+        if _bool(params, "drop_pending_updates"):
+            self.pending.clear()
+        return True
+
+    async def _delete_webhook(self, params: Json) -> bool:
+        return await self._set_webhook({"drop_pending_updates": params.get("drop_pending_updates")})
+
+    async def _get_webhook_info(self, params: Json) -> Json:
+        info = {"url": self.webhook_url, "has_custom_certificate": False}
+        info["pending_update_count"] = len(self.pending)
+        if self.webhook_url:
+            info["max_connections"] = 40
+        if self._allowed is not None:
+            info["allowed_updates"] = sorted(self._allowed)
+        return info
+
+    async def _send_message(self, params: Json) -> Json:
+        chat_id, text = _chat_id(params), _text(params)
+        return self._store(chat_id, {"text": text}, params)
+
+    async def _edit_message_text(self, params: Json) -> Json:
+        chat_id, old = self._find(params, "edit")
+        text = _text(params)
+        if "text" not in old:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        return self._edit(chat_id, old, {"text": text, "reply_markup": _inline(params)})
+
+    async def _edit_message_reply_markup(self, params: Json) -> Json:
+        chat_id, old = self._find(params, "edit")
+        return self._edit(chat_id, old, {"reply_markup": _inline(params)})
+
+    async def _delete_message(self, params: Json) -> bool:
+        chat_id, old = self._find(params, "delete")
+        del self._chats[chat_id][old["message_id"]]
+        return True
+
+    async def _answer_callback_query(self, params: Json) -> bool:
+        return self._answer("callback", params.get("callback_query_id"))
+
+    def _answer(self, kind: str, query_id: object) -> bool:
+        deadline = self._queries[kind].pop(str(query_id), None)
+        if deadline is None or trio.current_time() > deadline:
+            raise ApiError(400, QUERY_INVALID)
+        return True
+
+    async def _answer_pre_checkout_query(self, params: Json) -> bool:
+        if "ok" not in params:
+            raise ApiError(400, "Bad Request: ok is empty")
+        if not _bool(params, "ok") and not params.get("error_message"):
+            raise ApiError(400, "Bad Request: error_message is empty")
+        return self._answer("pre_checkout", params.get("pre_checkout_query_id"))
+
+    async def _send_invoice(self, params: Json) -> Json:
+        chat_id, invoice = _chat_id(params), _invoice(params)
+        return self._store(chat_id, {"invoice": invoice}, params)
+
+    async def _create_invoice_link(self, params: Json) -> str:
+        invoice = _invoice(params)
+        period = params.get("subscription_period")
+        if period is not None and (int(period) != 2592000 or invoice["currency"] != "XTR"):
+            raise ApiError(400, "Bad Request: SUBSCRIPTION_PERIOD_INVALID")
+        link = f"https://t.me/$inv_{next(self._serial)}"
+        self.invoice_links[link] = params
+        return link
+
+    async def _refund_star_payment(self, params: Json) -> bool:
+        # Unknown charge ids are refunded too: tests need not inject the payment first.
+        _int(params, "user_id")
+        charge_id = _required(params, "telegram_payment_charge_id")
+        if charge_id in self.refunded:
+            raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+        self.refunded.add(charge_id)
+        return True
+
+    async def _edit_user_star_subscription(self, params: Json) -> bool:
+        _int(params, "user_id")
+        charge_id = _required(params, "telegram_payment_charge_id")
+        _required(params, "is_canceled")
+        self.subscriptions[charge_id] = _bool(params, "is_canceled")
+        return True
+
+    def _store(self, chat_id: int, content: Json, params: Json) -> Json:
+        # Only inline keyboards show up in a Message; reply keyboards live in the client.
+        if markup := _inline(params):
+            content["reply_markup"] = markup
+        message = self._new_message(chat_id, self._bot, content)
+        self._chats[chat_id][message["message_id"]] = message
+        return message
+
+    def _find(self, params: Json, verb: str) -> tuple[int, Json]:
+        chat_id = _chat_id(params)
+        if params.get("message_id") in (None, ""):
+            raise ApiError(400, "Bad Request: message identifier is not specified")
+        message = self._chats.get(chat_id, {}).get(_int(params, "message_id"))
+        if message is None:
+            raise ApiError(400, f"Bad Request: message to {verb} not found")
+        return chat_id, message
+
+    def _edit(self, chat_id: int, old: Json, changes: Json) -> Json:
+        if all(old.get(k) == v for k, v in changes.items()):
+            raise ApiError(400, NOT_MODIFIED)
+        # A new dict, never a mutation: updates from ``press`` hold the old one.
+        new = old | changes | {"edit_date": self._date()}
+        if new["reply_markup"] is None:
+            del new["reply_markup"]
+        self._chats[chat_id][new["message_id"]] = new
+        return new
+
+
+async def _return_true(params: Json) -> bool:
+    return True
+
+
+def _now() -> float:
+    try:
+        return trio.current_time()
+    except RuntimeError:  # a builder called outside trio.run
+        return 0.0
+
+
+def _update_id(update: Json) -> int:
+    return int(update["update_id"])
+
+
+def _utf16(text: str) -> int:
+    """Telegram measures text in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _parse_params(scope: Json, body: bytes) -> Json:
+    """Query string, then a JSON or form body; JSON-typed fields sent as text are decoded."""
+    params: Json = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+    if body:
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if content_type.startswith("application/json"):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise ApiError(400, "Bad Request: can't parse JSON object")
+            params.update(data)
+        elif content_type.startswith("application/x-www-form-urlencoded"):
+            params.update(parse_qsl(body.decode()))
+        else:  # multipart uploads: the shop sends no files
+            raise ApiError(400, f"Bad Request: unsupported content type {content_type!r}")
+    for name in _JSON_PARAMS & params.keys():
+        if isinstance(params[name], str):
+            try:
+                params[name] = json.loads(params[name])
+            except ValueError:
+                raise ApiError(400, f"Bad Request: can't parse {name} JSON object") from None
+    return params
+
+
+def _chat_of(params: Json) -> int | None:
+    """The chat or user a call is about, for filters; None when it names none."""
+    try:
+        return int(params.get("chat_id", params.get("user_id")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _required(params: Json, name: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise ApiError(400, f"Bad Request: {name} is empty")
+    return str(value)
+
+
+def _int(params: Json, name: str, default: int | None = None) -> int:
+    if params.get(name) in (None, "") and default is not None:
+        return default
+    try:
+        return int(_required(params, name))
+    except ValueError:
+        raise ApiError(400, f"Bad Request: invalid {name} specified") from None
+
+
+def _bool(params: Json, name: str) -> bool:
+    return params.get(name) in (True, 1, "true", "True", "1")
+
+
+def _chat_id(params: Json) -> int:
+    try:
+        return int(_required(params, "chat_id"))
+    except ValueError:  # @username: no channels or groups here
+        raise ApiError(400, "Bad Request: chat not found") from None
+
+
+def _text(params: Json) -> str:
+    text = params.get("text")
+    text = "" if text is None else str(text)
+    visible = text
+    if str(params.get("parse_mode", "")).lower() == "html":
+        visible = html.unescape(re.sub(r"<[^>]*>", "", text))
+    if not visible.strip():
+        raise ApiError(400, "Bad Request: message text is empty")
+    if _utf16(visible) > 4096:
+        raise ApiError(400, "Bad Request: message is too long")
+    return text
+
+
+def _inline(params: Json) -> Json | None:
+    markup = params.get("reply_markup")
+    if isinstance(markup, dict) and markup.get("inline_keyboard"):
+        return markup
+    return None  # an empty inline keyboard is no keyboard
+
+
+def _invoice(params: Json) -> Json:
+    """Checks sendInvoice/createInvoiceLink fields; returns the Message's ``invoice``."""
+    fields = {k: _required(params, k) for k in ("title", "description", "payload", "currency")}
+    prices = params.get("prices")
+    if not isinstance(prices, list) or not prices:
+        raise ApiError(400, "Bad Request: prices is empty")
+    if fields["currency"] == "XTR" and len(prices) != 1:
+        raise ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+    total = sum(int(price["amount"]) for price in prices)
+    invoice = {"title": fields["title"], "description": fields["description"]}
+    invoice["start_parameter"] = str(params.get("start_parameter", ""))
+    return invoice | {"currency": fields["currency"], "total_amount": total}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake in its own process, e.g. for ``bench/``."""
+    parser = argparse.ArgumentParser(description="A fake Telegram Bot API server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--token", default=TOKEN)
+    parser.add_argument("--history", action="store_true", help="keep every call in memory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    fake = FakeTelegram(args.token, clock=SystemClock(), history=args.history)
+    log.info("fake Bot API for token %s on http://%s:%d", args.token, args.host, args.port)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is the way to stop it
+        trio.run(partial(fake.serve, host=args.host, port=args.port))
+
+
+if __name__ == "__main__":
+    main()
