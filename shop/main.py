@@ -84,9 +84,13 @@ async def serve_shop(
     clock: WallClock | None = None,
     rng: random.Random | None = None,
     on_busy: BusyHook | None = None,
+    on_update_handled: Callable[[float], None] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the whole shop until ``stop`` is set, then shut down within the grace period."""
+    """Run the whole shop until ``stop`` is set, then shut down within the grace period.
+
+    ``on_update_handled`` also hears each update's latency (for ``bench/``).
+    """
     assert config.telegram_token is not None
     rng = rng or random.Random()
     async with (
@@ -119,7 +123,15 @@ async def serve_shop(
                         texts=load_texts(),
                     )
                     actors.register(user_kind(app))
-                    poller = Poller(bot, store, actors, app.clock, rng=rng)
+
+                    def update_handled(seconds: float) -> None:
+                        metrics.update_latency.observe(seconds)
+                        if on_update_handled is not None:
+                            on_update_handled(seconds)
+
+                    poller = Poller(
+                        bot, store, actors, app.clock, rng=rng, on_handled=update_handled
+                    )
                     http_stop = trio.Event()
                     async with trio.open_nursery() as intake:
                         urls = await intake.start(serve_http, app, http_stop)

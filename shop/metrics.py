@@ -42,6 +42,12 @@ class Metrics:
         self.actor_failures = Counter(
             "shop_actor_failures", "Handlers that raised", ["kind"], registry=self.registry
         )
+        self.update_latency = Histogram(
+            "shop_update_latency_seconds",
+            "Time from receiving a Telegram update to the end of its handling",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
 
     def on_handled(self, kind: str, seconds: float, failed: bool) -> None:
         self.actor_handling.labels(kind).observe(seconds)

@@ -68,6 +68,7 @@ class Poller:
         rng: random.Random | None = None,
         poll_timeout: int = 30,
         max_in_flight: int = 1000,
+        on_handled: Callable[[float], None] | None = None,
     ) -> None:
         self._bot = bot
         self._store = store
@@ -76,7 +77,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._poll_timeout = poll_timeout
         self._max_in_flight = max_in_flight
-        self._queues: dict[int, deque[tuple[int, Update]]] = {}
+        self._on_handled = on_handled  # told each update's seconds from receipt to handled
+        self._queues: dict[int, deque[tuple[int, Update, float]]] = {}
         self._in_flight = 0
         self._room = trio.Event()
         self._finished: list[int] = []
@@ -97,8 +99,9 @@ class Poller:
         async with trio.open_nursery() as feeders:
             async with trio.open_nursery() as forgetting:
                 forgetting.start_soon(self._forget_finished)
-                for raw in await self._patiently(journal.unfinished):
-                    self._dispatch(feeders, raw)
+                replay = await self._patiently(journal.unfinished)
+                for raw in replay:
+                    self._dispatch(feeders, raw, trio.current_time())
                 async with _until(stop):
                     await self._poll(feeders, me)
                 # Stopped: wait for the feeders, then write down what they finished.
@@ -136,9 +139,10 @@ class Poller:
             if not batch:
                 continue
             offset = max(int(u["update_id"]) for u in batch) + 1
+            received = trio.current_time()
             await self._journal(me.id, batch, offset)
             for raw in batch:
-                self._dispatch(feeders, raw)
+                self._dispatch(feeders, raw, received)
 
     async def _get_updates(self, offset: int | None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {
@@ -194,7 +198,7 @@ class Poller:
 
     # -- handing updates to actors -----------------------------------------------------
 
-    def _dispatch(self, feeders: trio.Nursery, raw: dict[str, Any]) -> None:
+    def _dispatch(self, feeders: trio.Nursery, raw: dict[str, Any], received: float) -> None:
         update_id = int(raw["update_id"])
         try:
             update = parse_update(raw)
@@ -211,12 +215,12 @@ class Poller:
         if queue is None:
             queue = self._queues[sender.id] = deque()
             feeders.start_soon(self._feed, sender.id, queue)
-        queue.append((update_id, update))
+        queue.append((update_id, update, received))
 
-    async def _feed(self, customer: int, queue: deque[tuple[int, Update]]) -> None:
+    async def _feed(self, customer: int, queue: deque[tuple[int, Update, float]]) -> None:
         """Hand one customer's updates to their actor, in order, one at a time."""
         while queue:
-            update_id, update = queue[0]
+            update_id, update, received = queue[0]
             finished = True
             try:
                 await self._actors.ask("user", customer, update, timeout=HANDLING_PATIENCE)
@@ -234,6 +238,8 @@ class Poller:
             self._room.set()
             if finished:
                 self._finish(update_id)
+                if self._on_handled is not None:
+                    self._on_handled(trio.current_time() - received)
         del self._queues[customer]
         if not self._queues:
             self._all_fed.set()

@@ -31,7 +31,7 @@ def shop_at(
     @asynccontextmanager
     async def start(**kwargs: Any) -> AsyncIterator[Shop]:
         clock = TrioClock.starting_at(dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC))
-        with trio.fail_after(600):
+        with trio.fail_after(3600):  # virtual seconds
             async with running_shop(
                 clean_database, clock=clock, on_busy=busy_hook, **kwargs
             ) as shop:
@@ -130,3 +130,53 @@ async def test_deep_link_payload_is_kept_once(
         shop.telegram.send_text(ANN, "/start PROMO2026")
         await shop.telegram.wait_for("sendMessage", chat_id=ANN, count=2)
     assert shop.query("SELECT start_payload FROM customers") == [("ref_42",)]
+
+
+async def count_menus(shop: Shop, chat_id: int) -> int:
+    await trio.sleep(120)  # virtual: let the outbox send everything queued
+    return sum(buttons(c.params) == MENU for c in shop.telegram.calls_to("sendMessage", chat_id))
+
+
+async def test_rate_limit_answers_once_then_stays_silent_for_the_ban(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at(environ={"RATE_LIMIT": "20/60", "RATE_LIMIT_BAN": "300"}) as shop:
+        tg = shop.telegram
+        for _ in range(25):
+            tg.send_text(ANN, "/menu")
+        assert await count_menus(shop, ANN) == 20
+        texts = [c.params["text"] for c in tg.calls_to("sendMessage", ANN)]
+        assert sum("going a bit fast" in t for t in texts) == 1
+        tg.send_text(ANN, "/menu")  # still inside the ban (about 120 s in)
+        assert await count_menus(shop, ANN) == 20
+        await trio.sleep(300)
+        tg.send_text(ANN, "/menu")
+        assert await count_menus(shop, ANN) == 21
+
+
+async def test_admins_are_not_rate_limited(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at(environ={"RATE_LIMIT": "20/60", "ADMIN_IDS": f"5, {ANN}"}) as shop:
+        for _ in range(25):
+            shop.telegram.send_text(ANN, "/menu")
+        assert await count_menus(shop, ANN) == 25
+
+
+async def test_a_refused_send_marks_the_customer_blocked_until_they_return(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        tg = shop.telegram
+        tg.send_text(ANN, "/start")
+        await tg.wait_for("sendMessage", chat_id=ANN)
+        tg.block(ANN)
+        tg.send_text(ANN, "/menu")
+        await trio.sleep(5)
+        assert shop.query("SELECT blocked FROM customers") == [(True,)]
+        tg.chat_member(ANN, "member")
+        await trio.sleep(5)
+        assert shop.query("SELECT blocked FROM customers") == [(False,)]
+        tg.chat_member(ANN, "kicked")
+        await trio.sleep(5)
+        assert shop.query("SELECT blocked FROM customers") == [(True,)]
