@@ -27,6 +27,7 @@ import trio
 
 from ..app import App
 from ..store import customers
+from ..store.batch import Batcher
 from ..store.customers import CustomerRow
 from ..telegram.outbox import Lane
 from ..telegram.texts import LANGUAGES, pick_language
@@ -45,10 +46,14 @@ class MarkBlocked:
     """Telegram refused a message to this customer with 403."""
 
 
+Greeter = Batcher[customers.Greeting, CustomerRow]
+
+
 class UserActor:
-    def __init__(self, app: App, telegram_id: int) -> None:
+    def __init__(self, app: App, telegram_id: int, greeter: Greeter) -> None:
         self.app = app
         self.id = telegram_id
+        self._greeter = greeter
         self.customer: CustomerRow | None = None
         self.screen = "main"
         self._unsaved = False
@@ -79,13 +84,14 @@ class UserActor:
         assert sender is not None
         assert sender.id == self.id
         if self.customer is None:
-            self.customer = await self.app.store.run(
-                customers.greet,
-                self.id,
-                sender.first_name,
-                sender.username,
-                pick_language(sender.language_code),
-                self.app.clock.now(),
+            self.customer = await self._greeter.submit(
+                customers.Greeting(
+                    self.id,
+                    sender.first_name,
+                    sender.username,
+                    pick_language(sender.language_code),
+                    self.app.clock.now(),
+                )
             )
         if update.my_chat_member is not None:
             await self._on_membership(update.my_chat_member)
@@ -246,8 +252,13 @@ def _render(screen: Screen) -> dict[str, Any]:
 
 
 def user_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:
+    # Customers who write at the same moment are loaded (or created) in one statement.
+    greeter: Greeter = Batcher(
+        app.store, customers.greet_many, key=lambda greeting: greeting.telegram_id
+    )
+
     async def activate(telegram_id: int) -> UserActor:
         # State is loaded with the first update (one upsert), not here: see the docstring.
-        return UserActor(app, telegram_id)
+        return UserActor(app, telegram_id, greeter)
 
     return Kind(KIND, activate, idle_timeout=idle_timeout)

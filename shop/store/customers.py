@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import attrs
 from psycopg.rows import class_row
@@ -24,30 +25,43 @@ class CustomerRow:
 _COLUMNS = "telegram_id, first_name, language, blocked, screen, start_payload, first_seen"
 
 
-def greet(
-    conn: Connection,
-    telegram_id: int,
-    first_name: str,
-    username: str | None,
-    language: str,
-    now: dt.datetime,
-) -> CustomerRow:
-    """Load a customer, creating them at first contact: one statement either way.
+@attrs.frozen
+class Greeting:
+    """A customer who just wrote to the shop, as Telegram describes them."""
 
-    ``language`` is used only for a new customer; a known one keeps their choice.
+    telegram_id: int
+    first_name: str
+    username: str | None
+    language: str
+    now: dt.datetime
+
+
+def greet_many(conn: Connection, greetings: Sequence[Greeting]) -> list[CustomerRow]:
+    """Load customers who wrote, creating those seen for the first time; one statement.
+
+    A new customer gets ``language`` (from Telegram); a known one keeps their choice.
+    Rows come back in the order asked.
     """
     with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
         cur.execute(
             "INSERT INTO customers (telegram_id, first_name, username, language,"
-            " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s)"
+            " first_seen, last_seen)"
+            " SELECT g.id, g.first_name, g.username, g.language, g.now, g.now FROM unnest("
+            "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+            " AS g(id, first_name, username, language, now)"
             " ON CONFLICT (telegram_id) DO UPDATE SET first_name = EXCLUDED.first_name,"
             " username = EXCLUDED.username, last_seen = EXCLUDED.last_seen"
             f" RETURNING {_COLUMNS}",
-            (telegram_id, first_name, username, language, now, now),
+            (
+                [g.telegram_id for g in greetings],
+                [g.first_name for g in greetings],
+                [g.username for g in greetings],
+                [g.language for g in greetings],
+                [g.now for g in greetings],
+            ),
         )
-        row = cur.fetchone()
-    assert row is not None
-    return row
+        rows = {row.telegram_id: row for row in cur.fetchall()}
+    return [rows[g.telegram_id] for g in greetings]
 
 
 def load(conn: Connection, telegram_id: int) -> CustomerRow | None:

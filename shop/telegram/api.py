@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
+import trio
 
 from ..errors import (
     BadRequest,
@@ -72,11 +73,28 @@ def check_answer(method: str, status: int, body: bytes) -> Any:
 
 
 class BotClient:
-    """Calls Bot API methods. Build it with :func:`open_bot_client`."""
+    """Calls Bot API methods. Build it with :func:`open_bot_client`.
 
-    def __init__(self, http: httpx.AsyncClient, api_url: str, token: str) -> None:
-        self._http = http
+    It keeps ``connections`` httpx clients of one connection each and lends one to each
+    call. (httpcore's shared pool re-examines every connection for every request, which
+    costs more CPU than the request itself once a few dozen are open; a free list of
+    single-connection clients is O(1).) Long polls get a client of their own, so they
+    never hold up sends.
+    """
+
+    def __init__(
+        self,
+        clients: list[httpx.AsyncClient],
+        long_poll: httpx.AsyncClient,
+        api_url: str,
+        token: str,
+    ) -> None:
+        self._free_send, self._free = trio.open_memory_channel[httpx.AsyncClient](len(clients))
+        for client in clients:
+            self._free_send.send_nowait(client)
+        self._long_poll = long_poll
         self._base = f"{api_url.rstrip('/')}/bot{token}/"
+        self._timeouts: dict[float | None, httpx.Timeout] = {}
 
     async def call(
         self,
@@ -85,15 +103,29 @@ class BotClient:
         *,
         read_timeout: float | None = None,
     ) -> Any:
-        """Call ``method`` with JSON ``params``; return its result or raise TelegramError."""
+        """Call ``method`` with JSON ``params``; return its result or raise TelegramError.
+
+        ``read_timeout`` marks a long poll: it may wait that long for an answer.
+        """
         body = json.dumps(params or {}, ensure_ascii=False, separators=(",", ":")).encode()
-        timeout = httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout or DEFAULT_TIMEOUT)
+        if read_timeout is not None:
+            return await self._post(self._long_poll, method, body, read_timeout)
+        client = await self._free.receive()
         try:
-            response = await self._http.post(
-                self._base + method,
-                content=body,
-                headers={"content-type": "application/json"},
-                timeout=timeout,
+            return await self._post(client, method, body, None)
+        finally:
+            self._free_send.send_nowait(client)
+
+    async def _post(
+        self, client: httpx.AsyncClient, method: str, body: bytes, read_timeout: float | None
+    ) -> Any:
+        timeout = self._timeouts.get(read_timeout)
+        if timeout is None:
+            timeout = httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout or DEFAULT_TIMEOUT)
+            self._timeouts[read_timeout] = timeout
+        try:
+            response = await client.post(
+                self._base + method, content=body, headers=_JSON, timeout=timeout
             )
         except httpx.TransportError as exc:
             # str(exc) can name the URL, and the URL holds the token: keep the class only.
@@ -101,10 +133,24 @@ class BotClient:
         return check_answer(method, response.status_code, response.content)
 
 
+_JSON = {"content-type": "application/json"}
+
+
 @asynccontextmanager
 async def open_bot_client(
-    api_url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None
+    api_url: str,
+    token: str,
+    *,
+    connections: int = 16,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[BotClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(limits=limits, transport=transport) as http:
-        yield BotClient(http, api_url, token)
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    tls = httpx.create_ssl_context()  # loading CA certificates once, not per client
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(limits=one, transport=transport, verify=tls)
+            )
+            for _ in range(connections + 1)
+        ]
+        yield BotClient(clients[1:], clients[0], api_url, token)

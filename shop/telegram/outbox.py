@@ -104,7 +104,7 @@ class Outbox:
         paid_broadcast: bool = False,
         on_blocked: BlockedHook = _ignore_blocked,
         rng: random.Random | None = None,
-        concurrency: int = 32,
+        concurrency: int = 16,
         max_queued: int = 10_000,
         chat_interval: float = 1.0,
         group_interval: float = 3.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import psycopg
 import trio
+import trio.testing
 
 from shop.store import Store, apply_schema, open_store
 from tests.conftest import server_address, via_proxy
@@ -44,6 +45,8 @@ async def test_readyz_is_503_while_the_database_is_down(
         async with running_shop(url) as shop, httpx.AsyncClient(base_url=shop.url) as http:
             ready = await http.get("/readyz")
             assert ready.status_code == 200
+            while not shop.telegram.calls_to("getUpdates"):  # polling: the DB is left alone
+                await trio.testing.wait_all_tasks_blocked(cushion=0.01)
             assert ready.json() == {"status": "ready"}
 
             proxy.down()

@@ -203,7 +203,7 @@ async def test_sends_run_concurrently(
     outbox, _ = await open_outbox(nursery, base)
     fake.delay("sendMessage", 2.0)
     start = trio.current_time()
-    for chat in range(1, 21):
+    for chat in range(1, 17):  # as many as the outbox runs at once
         await outbox.send("sendMessage", text(chat))
     await outbox.drain()
     assert trio.current_time() - start == pytest.approx(2.0, abs=0.05)

@@ -1,0 +1,148 @@
+"""Benchmark: N distinct customers send /start at once.
+
+The fake Bot API server runs in its own process (as Telegram would be remote); the shop
+runs in this process against a real PostgreSQL over real HTTP. Two rounds: first every
+customer is new (one upsert each), then the same customers again (their actors are live,
+so no database work). Reports updates/s and the latency from receiving an update to the
+end of its handling (reply handed to the outbox).
+
+    python bench/start_storm.py --users 5000
+
+The outbox sends the replies meanwhile, at ``--send-rate`` messages a second (default
+1000, Telegram's paid-broadcast ceiling), competing for the same CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import trio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shop.config import load_config  # noqa: E402
+from shop.main import serve_shop  # noqa: E402
+from tests.fakes.telegram import TOKEN  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_fake() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.telegram", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{base}/_fake/stats", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("the fake Bot API server did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> list[str]:
+    latencies: list[float] = []
+    done = trio.Event()
+    target = 0
+
+    def handled(seconds: float) -> None:
+        latencies.append(seconds)
+        if len(latencies) >= target:
+            done.set()
+
+    environ = {
+        "DATABASE_URL": database_url,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "TELEGRAM_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": fake_url,
+        "TELEGRAM_PAID_BROADCAST": "1",
+        "TELEGRAM_GLOBAL_RATE": str(args.send_rate),
+        "RATE_LIMIT": "1000/60",
+        "LOG_LEVEL": "warning",
+    }
+    config = load_config(environ)
+    stop = trio.Event()
+    lines = []
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(base_url=fake_url) as fake:
+        await nursery.start(
+            lambda task_status: serve_shop(
+                config, stop, on_update_handled=handled, task_status=task_status
+            )
+        )
+        for label in ("new customers", "known customers"):
+            latencies.clear()
+            target = args.users
+            done = trio.Event()
+            started = trio.current_time()
+            storm = {"start_storm": {"users": args.users, "first_id": 5_000_000}}
+            await fake.post("/_fake/updates", json=storm)
+            await done.wait()
+            elapsed = trio.current_time() - started
+            rate = args.users / elapsed
+            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+            lines.append(
+                f"{label:16} {args.users} updates in {elapsed:5.2f} s = {rate:6.0f} updates/s;"
+                f" latency p50 {p50 * 1000:6.1f} ms, p99 {p99 * 1000:6.1f} ms,"
+                f" mean {statistics.fmean(latencies) * 1000:6.1f} ms"
+            )
+            print(lines[-1], flush=True)
+        stats = (await fake.get("/_fake/stats")).json()
+        lines.append(
+            f"sendMessage calls answered by the fake so far: {stats['calls'].get('sendMessage', 0)}"
+        )
+        stop.set()
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--send-rate", type=int, default=1000)
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgresql://127.0.0.1/postgres")
+    )
+    args = parser.parse_args()
+
+    name = f"shop_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(args.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    proc, fake_url = start_fake()
+    try:
+        lines = trio.run(run, args, database_url, fake_url)
+    finally:
+        proc.terminate()
+        proc.wait()
+        with psycopg.connect(args.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
