@@ -34,3 +34,93 @@ CREATE TABLE IF NOT EXISTS telegram_offset (
     bot_id      BIGINT PRIMARY KEY,
     next_offset BIGINT NOT NULL
 );
+
+-- Subscriptions: one per customer. Expiry arithmetic happens only in SQL
+-- (expires_at = GREATEST(expires_at, now) + duration), never read-add-write in Python.
+CREATE TABLE IF NOT EXISTS subscriptions (
+    telegram_id  BIGINT PRIMARY KEY REFERENCES customers (telegram_id),
+    status       TEXT NOT NULL CHECK (status IN ('active', 'expired')),
+    expires_at   TIMESTAMPTZ,
+    -- set by an operator; arithmetic never changes a lifetime subscription
+    lifetime     BOOLEAN NOT NULL DEFAULT FALSE,
+    plan_id      TEXT,
+    started_at   TIMESTAMPTZ NOT NULL,
+    -- bumped by every renewal; reminders are sent at most once per period
+    period       INTEGER NOT NULL DEFAULT 1,
+    updated_at   TIMESTAMPTZ NOT NULL
+);
+
+-- Payments. States move only pending -> paid -> completed, pending -> canceled | expired,
+-- completed -> refunded (and a success that arrives after expiry or cancel is honoured:
+-- the money was taken). Every transition is a conditional UPDATE ... RETURNING.
+CREATE TABLE IF NOT EXISTS payments (
+    id              TEXT PRIMARY KEY,  -- opaque reference, also the invoice payload
+    telegram_id     BIGINT NOT NULL REFERENCES customers (telegram_id),
+    provider        TEXT NOT NULL,     -- stars, balance, yookassa, stripe, cryptopay, heleket
+    product_kind    TEXT NOT NULL CHECK (product_kind IN ('plan', 'package')),
+    product_id      TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    -- what the payment grants, fixed when it is created (a catalog edit changes nothing)
+    days            INTEGER NOT NULL DEFAULT 0 CHECK (days >= 0),
+    credit          JSONB NOT NULL DEFAULT '{}',  -- {"XTR": 110} in minor units
+    amount          BIGINT NOT NULL CHECK (amount > 0),  -- minor units
+    currency        TEXT NOT NULL,
+    recurring       BOOLEAN NOT NULL DEFAULT FALSE,  -- a Telegram Stars subscription
+    parent_id       TEXT REFERENCES payments (id),   -- a renewal charge of a Stars subscription
+    status          TEXT NOT NULL CHECK (status IN
+                        ('pending', 'paid', 'completed', 'canceled', 'expired', 'refunded')),
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    expires_at      TIMESTAMPTZ NOT NULL,  -- when a pending payment stops being payable
+    completed_at    TIMESTAMPTZ,
+    telegram_payment_charge_id TEXT UNIQUE,
+    provider_payment_id        TEXT,
+    paid_amount     BIGINT,            -- what the provider reported, in minor units
+    paid_currency   TEXT,
+    idempotency_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_by_customer ON payments (telegram_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS payments_pending ON payments (expires_at) WHERE status = 'pending';
+CREATE UNIQUE INDEX IF NOT EXISTS payments_by_provider_id
+    ON payments (provider, provider_payment_id) WHERE provider_payment_id IS NOT NULL;
+
+-- What each fulfilled payment granted. The primary key is the backstop of "fulfilled at
+-- most once": a second grant for one payment cannot exist.
+CREATE TABLE IF NOT EXISTS grants (
+    payment_id   TEXT PRIMARY KEY REFERENCES payments (id),
+    telegram_id  BIGINT NOT NULL,
+    days         INTEGER NOT NULL,
+    granted_at   TIMESTAMPTZ NOT NULL,
+    expires_after TIMESTAMPTZ,
+    reversed_at  TIMESTAMPTZ
+);
+
+-- The ledger is append-only (a trigger refuses UPDATE and DELETE); balances is its sum per
+-- customer and currency, kept in the same transaction, and can never go below zero.
+CREATE TABLE IF NOT EXISTS ledger (
+    id           BIGSERIAL PRIMARY KEY,
+    telegram_id  BIGINT NOT NULL REFERENCES customers (telegram_id),
+    currency     TEXT NOT NULL,
+    delta        BIGINT NOT NULL CHECK (delta <> 0),
+    reason       TEXT NOT NULL CHECK (reason IN
+                     ('topup', 'bonus', 'purchase', 'refund', 'reversal', 'adjustment')),
+    payment_id   TEXT REFERENCES payments (id),
+    created_at   TIMESTAMPTZ NOT NULL,
+    UNIQUE (payment_id, reason, currency)
+);
+CREATE INDEX IF NOT EXISTS ledger_by_customer ON ledger (telegram_id, created_at DESC);
+
+CREATE OR REPLACE FUNCTION ledger_is_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only';
+END $$;
+CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+    FOR EACH ROW EXECUTE FUNCTION ledger_is_append_only();
+
+CREATE TABLE IF NOT EXISTS balances (
+    telegram_id  BIGINT NOT NULL REFERENCES customers (telegram_id),
+    currency     TEXT NOT NULL,
+    amount       BIGINT NOT NULL CHECK (amount >= 0),
+    PRIMARY KEY (telegram_id, currency)
+);

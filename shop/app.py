@@ -5,8 +5,10 @@ from __future__ import annotations
 import attrs
 
 from .actors.runtime import Registry
+from .catalog import Catalog
 from .clock import WallClock
 from .config import Config
+from .fulfilment import Fulfilment
 from .metrics import Metrics
 from .store.pool import Store
 from .telegram.api import BotClient
@@ -24,3 +26,5 @@ class App:
     bot: BotClient
     outbox: Outbox
     texts: Texts
+    catalog: Catalog
+    fulfilment: Fulfilment

@@ -241,6 +241,17 @@ VARIABLES: tuple[Var, ...] = (
         default="300",
     ),
     Var(
+        "SHOP_CATALOG",
+        "the catalog TOML file (plans, packages, trial); unset = the shipped example",
+        Path,
+    ),
+    Var(
+        "ADMIN_TOKEN",
+        "bearer token of the operator JSON API under /admin/api; unset = API off",
+        text,
+        secret=True,
+    ),
+    Var(
         "ADMIN_IDS",
         "Telegram user ids of operators, comma-separated (exempt from limits)",
         id_list,
@@ -268,6 +279,8 @@ class Config:
     rate_limit: tuple[int, float]
     rate_limit_ban: float
     admin_ids: frozenset[int]
+    shop_catalog: Path | None
+    admin_token: str | None
 
     def replace(self, **changes: Any) -> Config:
         return attrs.evolve(self, **changes)

@@ -21,14 +21,17 @@ from functools import partial
 import attrs
 import trio
 
+from .actors.payment import payment_kind
 from .actors.poller import Poller
 from .actors.runtime import Registry, open_registry
 from .actors.user import KIND as USER
 from .actors.user import MarkBlocked, user_kind
 from .app import App
+from .catalog import Catalog, load_catalog
 from .clock import SystemClock, WallClock
 from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
+from .fulfilment import NoFulfilment
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
@@ -81,6 +84,7 @@ async def serve_shop(
     config: Config,
     stop: trio.Event,
     *,
+    catalog: Catalog | None = None,
     clock: WallClock | None = None,
     rng: random.Random | None = None,
     on_busy: BusyHook | None = None,
@@ -121,8 +125,11 @@ async def serve_shop(
                         bot=bot,
                         outbox=outbox,
                         texts=load_texts(),
+                        catalog=catalog or load_catalog(config.shop_catalog),
+                        fulfilment=NoFulfilment(),
                     )
                     actors.register(user_kind(app))
+                    actors.register(payment_kind(app))
 
                     def update_handled(seconds: float) -> None:
                         metrics.update_latency.observe(seconds)
@@ -170,11 +177,11 @@ async def _watch_signals(stop: trio.Event, cancel: Callable[[], None]) -> None:
             stop.set()
 
 
-async def _run(config: Config) -> None:
+async def _run(config: Config, catalog: Catalog) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop, nursery.cancel_scope.cancel)
-        await serve_shop(config, stop)
+        await serve_shop(config, stop, catalog=catalog)
         nursery.cancel_scope.cancel()
 
 
@@ -193,13 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = load_config(os.environ, args.command)
+        catalog = load_catalog(config.shop_catalog)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
     setup_logging(config.log_level, config.log_format, secrets=_secrets(config))
-    entry = {"run": _run, "migrate": _migrate}[args.command]
     try:
-        trio.run(entry, config)
+        if args.command == "run":
+            trio.run(_run, config, catalog)
+        else:
+            trio.run(_migrate, config)
     except BaseException as exc:
         failure = _startup_failure(exc)
         if failure is None:
@@ -222,7 +232,8 @@ def _startup_failure(exc: BaseException) -> StartupFailed | None:
 
 def _secrets(config: Config) -> list[str]:
     """Values that must never reach a log line."""
-    return [value for value in (config.database_url, config.telegram_token) if value]
+    values = (config.database_url, config.telegram_token, config.admin_token)
+    return [value for value in values if value]
 
 
 if __name__ == "__main__":

@@ -1,20 +1,35 @@
 """The screens a customer sees: text plus inline keyboard, in the customer's language.
 
-Callback data is short and positional (``verb`` or ``verb:arg``); whatever a button
-names is checked again by the handler, because callback data is customer input.
+Rendering only: every function takes what it shows and returns a :class:`Screen`.
+Callback data is short and positional (``verb`` or ``verb:arg:...``); whatever a button
+names is checked again by its handler, because callback data is customer input.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+from collections.abc import Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import attrs
 
+from ..catalog import Catalog, Package, Plan
+from ..store.payments import PaymentRow
+from ..store.subscriptions import SubscriptionRow
+from ..telegram.formatting import money, when
 from ..telegram.keyboards import button, keyboard
 from ..telegram.texts import LANGUAGES, Texts
-from ..telegram.types import InlineKeyboardMarkup
+from ..telegram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "uk": "Українська"}
+PROVIDER_NAMES = {
+    "stars": "Telegram Stars",
+    "yookassa": "YooKassa",
+    "stripe": "Stripe",
+    "cryptopay": "Crypto Pay",
+    "heleket": "Heleket",
+}
 
 
 @attrs.frozen
@@ -24,25 +39,33 @@ class Screen:
     keyboard: InlineKeyboardMarkup | None = None
 
 
-def main_menu(t: Texts, lang: str, *, greet: str | None = None) -> Screen:
+@attrs.frozen
+class Method:
+    """A way to pay for one item: ``key`` goes into callback data."""
+
+    key: str  # stars | starsub | balance | a provider name
+    currency: str
+    amount: int
+
+
+def main_menu(t: Texts, lang: str, *, greet: str | None = None, trial_days: int = 0) -> Screen:
     text = t(lang, "menu.greeting", name=html.escape(greet)) if greet else t(lang, "menu.title")
-    return Screen(
-        "main",
-        text,
-        keyboard(
-            [button(t(lang, "btn.buy"), "buy")],
-            [button(t(lang, "btn.subscription"), "sub"), button(t(lang, "btn.balance"), "bal")],
-            [button(t(lang, "btn.help"), "help"), button(t(lang, "btn.language"), "lang")],
-        ),
-    )
+    rows = [[button(t(lang, "btn.buy"), "buy")]]
+    if trial_days:
+        rows.append([button(t(lang, "btn.trial", days=trial_days), "trial")])
+    rows += [
+        [button(t(lang, "btn.subscription"), "sub"), button(t(lang, "btn.balance"), "bal")],
+        [button(t(lang, "btn.help"), "help"), button(t(lang, "btn.language"), "lang")],
+    ]
+    return Screen("main", text, keyboard(*rows))
 
 
-def back_to_menu(t: Texts, lang: str) -> InlineKeyboardMarkup:
-    return keyboard([button(t(lang, "btn.back"), "menu")])
+def back(t: Texts, lang: str, to: str = "menu") -> list[InlineKeyboardButton]:
+    return [button(t(lang, "btn.back"), to)]
 
 
 def help_screen(t: Texts, lang: str) -> Screen:
-    return Screen("help", t(lang, "help.text"), back_to_menu(t, lang))
+    return Screen("help", t(lang, "help.text"), keyboard(back(t, lang)))
 
 
 def language_screen(t: Texts, lang: str) -> Screen:
@@ -50,10 +73,198 @@ def language_screen(t: Texts, lang: str) -> Screen:
         button(("• " if code == lang else "") + LANGUAGE_NAMES[code], f"lang:{code}")
         for code in LANGUAGES
     ]
+    return Screen("lang", t(lang, "language.choose"), keyboard(choices, back(t, lang)))
+
+
+# -- buying ------------------------------------------------------------------------------
+
+
+def prices_text(prices: Mapping[str, int], lang: str) -> str:
+    return " / ".join(money(amount, currency, lang) for currency, amount in prices.items())
+
+
+def plans_screen(t: Texts, lang: str, catalog: Catalog) -> Screen:
+    rows = [
+        [
+            button(
+                t(
+                    lang,
+                    "buy.plan_button",
+                    title=plan.title(lang),
+                    price=prices_text(plan.prices, lang),
+                ),
+                f"plan:{plan.id}",
+            )
+        ]
+        for plan in catalog.plans
+    ]
+    return Screen("buy", t(lang, "buy.title"), keyboard(*rows, back(t, lang)))
+
+
+def plan_screen(t: Texts, lang: str, plan: Plan, methods: Sequence[Method]) -> Screen:
+    text = t(
+        lang,
+        "plan.title",
+        title=html.escape(plan.title(lang)),
+        days=plan.days,
+        prices=prices_text(plan.prices, lang),
+    )
+    return _item_screen(t, lang, f"plan:{plan.id}", text, f"p:{plan.id}", methods, "buy")
+
+
+def package_screen(t: Texts, lang: str, package: Package, methods: Sequence[Method]) -> Screen:
+    text = t(
+        lang,
+        "pkg.title",
+        title=html.escape(package.title(lang)),
+        credit=prices_text(package.credit, lang),
+        prices=prices_text(package.prices, lang),
+    )
+    return _item_screen(t, lang, f"pkg:{package.id}", text, f"k:{package.id}", methods, "bal")
+
+
+def _item_screen(
+    t: Texts, lang: str, name: str, text: str, item: str, methods: Sequence[Method], parent: str
+) -> Screen:
+    rows = [
+        [
+            button(
+                t(
+                    lang,
+                    f"method.{m.key}" if m.key in _OWN_METHODS else "method.provider",
+                    provider=PROVIDER_NAMES.get(m.key, m.key),
+                    price=money(m.amount, m.currency, lang),
+                ),
+                f"pay:{item}:{m.key}:{m.currency}",
+            )
+        ]
+        for m in methods
+    ]
+    if not methods:
+        text += "\n\n" + t(lang, "method.none")
+    return Screen(name, text, keyboard(*rows, back(t, lang, parent)))
+
+
+_OWN_METHODS = ("stars", "starsub", "balance")
+
+
+def confirm_balance_screen(t: Texts, lang: str, payment: PaymentRow, balance: int) -> Screen:
+    price = money(payment.amount, payment.currency, lang)
+    text = t(
+        lang,
+        "confirm.title",
+        title=html.escape(payment.title),
+        price=price,
+        balance=money(balance, payment.currency, lang),
+    )
     return Screen(
-        "lang", t(lang, "language.choose"), keyboard(choices, [button(t(lang, "btn.back"), "menu")])
+        "confirm",
+        text,
+        keyboard(
+            [button(t(lang, "confirm.button", price=price), f"conf:{payment.id}")],
+            back(t, lang, f"plan:{payment.product_id}"),
+        ),
     )
 
 
-def soon_screen(t: Texts, lang: str, name: str) -> Screen:
-    return Screen(name, t(lang, "soon.text"), back_to_menu(t, lang))
+# -- subscription, balance, history --------------------------------------------------------
+
+
+def subscription_screen(
+    t: Texts,
+    lang: str,
+    subscription: SubscriptionRow | None,
+    now: dt.datetime,
+    zone: ZoneInfo,
+    access: str | None,
+    plan_title: str | None,
+) -> Screen:
+    if subscription is None:
+        text = t(lang, "sub.none")
+    elif subscription.lifetime:
+        text = t(lang, "sub.lifetime")
+    elif subscription.expires_at is not None and subscription.active(now):
+        date = when(subscription.expires_at, zone, lang)
+        text = t(lang, "sub.active", date=date, plan=html.escape(plan_title or ""))
+    else:
+        expired = subscription.expires_at or now
+        text = t(lang, "sub.expired", date=when(expired, zone, lang))
+    if access:
+        text += "\n\n" + access
+    action = "btn.renew" if subscription is not None else "btn.buy"
+    return Screen("sub", text, keyboard([button(t(lang, action), "buy")], back(t, lang)))
+
+
+def balance_screen(
+    t: Texts, lang: str, balances: Mapping[str, int], packages: Sequence[Package]
+) -> Screen:
+    amounts = {c: a for c, a in balances.items() if a} or {"XTR": 0}
+    lines = "\n".join(f"• {money(a, c, lang)}" for c, a in sorted(amounts.items()))
+    text = t(lang, "bal.title", lines=lines)
+    if packages:
+        text += "\n\n" + t(lang, "bal.topup")
+    rows = [
+        [
+            button(
+                t(lang, "bal.package", title=p.title(lang), price=prices_text(p.prices, lang)),
+                f"pkg:{p.id}",
+            )
+        ]
+        for p in packages
+    ]
+    rows.append([button(t(lang, "btn.history"), "hist:0")])
+    return Screen("bal", text, keyboard(*rows, back(t, lang)))
+
+
+HISTORY_PAGE = 10
+HISTORY_DAYS = 30
+
+
+def history_screen(
+    t: Texts, lang: str, entries: Sequence[PaymentRow], page: int, total: int, zone: ZoneInfo
+) -> Screen:
+    pages = max(1, -(-total // HISTORY_PAGE))
+    if not entries:
+        return Screen("hist", t(lang, "hist.empty"), keyboard(back(t, lang, "bal")))
+    rows = [
+        [
+            button(
+                t(
+                    lang,
+                    "hist.entry",
+                    date=e.created_at.astimezone(zone).strftime("%d.%m %H:%M"),
+                    title=e.title,
+                    amount=money(e.amount, e.currency, lang),
+                    mark="↩️ " if e.status == "refunded" else "",
+                ),
+                f"tx:{e.id}",
+            )
+        ]
+        for e in entries
+    ]
+    nav = []
+    if page > 0:
+        nav.append(button(t(lang, "btn.newer"), f"hist:{page - 1}"))
+    if page + 1 < pages:
+        nav.append(button(t(lang, "btn.older"), f"hist:{page + 1}"))
+    text = t(lang, "hist.title", page=page + 1, pages=pages)
+    return Screen("hist", text, keyboard(*rows, nav, back(t, lang, "bal")))
+
+
+def entry_screen(t: Texts, lang: str, payment: PaymentRow, zone: ZoneInfo) -> Screen:
+    provider = (
+        t(lang, "method.name.balance")
+        if payment.provider == "balance"
+        else (PROVIDER_NAMES.get(payment.provider, payment.provider))
+    )
+    text = t(
+        lang,
+        "tx.title",
+        title=html.escape(payment.title),
+        date=when(payment.completed_at or payment.created_at, zone, lang),
+        amount=money(payment.amount, payment.currency, lang),
+        method=provider,
+        status=t(lang, f"status.{payment.status}"),
+        id=payment.id,
+    )
+    return Screen("tx", text, keyboard(back(t, lang, "hist:0")))

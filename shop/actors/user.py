@@ -20,19 +20,21 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 import trio
 
 from ..app import App
+from ..errors import NotFound
 from ..store import customers
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
 from ..telegram.outbox import Lane
 from ..telegram.texts import LANGUAGES, pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
-from . import screens
+from . import screens, shopping
 from .runtime import Kind
 from .screens import Screen
 
@@ -59,6 +61,7 @@ class UserActor:
         self._unsaved = False
         self._recent: deque[float] = deque()  # trio times of recent updates
         self._silent_until = -math.inf
+        self.trial_open = False  # cached from the customer row; a purchase closes it
 
     # -- the actor interface -----------------------------------------------------------
 
@@ -93,8 +96,19 @@ class UserActor:
                     self.app.clock.now(),
                 )
             )
+            self.trial_open = self.customer.trial_open
         if update.my_chat_member is not None:
             await self._on_membership(update.my_chat_member)
+            return
+        # Money never waits behind the rate limit.
+        if update.pre_checkout_query is not None:
+            await shopping.pre_checkout(self, update.pre_checkout_query)
+            return
+        if update.message is not None and update.message.successful_payment is not None:
+            await shopping.successful_payment(self, update.message)
+            return
+        if update.message is not None and update.message.refunded_payment is not None:
+            await shopping.refunded_payment(self, update.message)
             return
         if not await self._admit(update):
             return
@@ -119,7 +133,7 @@ class UserActor:
             self._silent_until = now + self.app.config.rate_limit_ban
             log.info("customer %s is over the rate limit; silent for a while", self.id)
             await self._answer_silently(update)
-            await self._send_text(self.t("slow.down"))
+            await self.send_text(self.t("slow.down"))
             return False
         self._recent.append(now)
         return True
@@ -127,7 +141,7 @@ class UserActor:
     async def _answer_silently(self, update: Update) -> None:
         # A pressed button shows a spinner until answered, even when we say nothing.
         if update.callback_query is not None:
-            await self._answer(update.callback_query)
+            await self.answer(update.callback_query)
 
     async def _on_membership(self, change: ChatMemberUpdated) -> None:
         status = change.new_chat_member.status
@@ -147,43 +161,51 @@ class UserActor:
                     customers.remember_start_payload, self.id, argument.strip()[:256]
                 )
             name = message.from_user.first_name if message.from_user else ""
-            await self._show_new(screens.main_menu(self.app.texts, self.lang, greet=name or "🙂"))
+            await self.show_new(self.menu(greet=name or "🙂"))
         elif command == "/help":
-            await self._show_new(screens.help_screen(self.app.texts, self.lang))
+            await self.show_new(screens.help_screen(self.app.texts, self.lang))
+        elif command == "/paysupport":
+            await self.send_text(self.t("help.paysupport"))
         elif command in ("/language", "/lang"):
-            await self._show_new(screens.language_screen(self.app.texts, self.lang))
+            await self.show_new(screens.language_screen(self.app.texts, self.lang))
         elif command == "/menu":
-            await self._show_new(screens.main_menu(self.app.texts, self.lang))
+            await self.show_new(self.menu())
         else:
-            await self._send_text(self.t("unknown.input"))
-            await self._show_new(screens.main_menu(self.app.texts, self.lang))
+            await self.send_text(self.t("unknown.input"))
+            await self.show_new(self.menu())
 
     async def _on_button(self, query: CallbackQuery) -> None:
-        verb, _, argument = (query.data or "").partition(":")
-        t, lang = self.app.texts, self.lang
+        verb, *args = (query.data or "").split(":")
         target = query.message if query.message is not None and query.message.date else None
-        screen: Screen | None
-        if verb == "menu":
-            screen = screens.main_menu(t, lang)
-        elif verb == "help":
-            screen = screens.help_screen(t, lang)
-        elif verb == "lang" and not argument:
-            screen = screens.language_screen(t, lang)
-        elif verb == "lang" and argument in LANGUAGES:
-            await self._set_language(argument)
-            await self._answer(query, self.t("language.changed"))
-            await self._show(target, screens.main_menu(t, self.lang))
+        handler = _BUTTONS.get(verb)
+        if handler is None:
+            await self.answer(query, self.t("stale.button"))
+            await self.show(target, self.menu())
             return
-        elif verb in ("buy", "sub", "bal") and not argument:
-            screen = screens.soon_screen(t, lang, verb)
-        else:
-            screen = None
-        if screen is None:
-            await self._answer(query, self.t("stale.button"))
-            await self._show(target, screens.main_menu(t, lang))
+        try:
+            answered = await handler(self, query, target, args)
+        except NotFound:
+            await self.answer(query, self.t("not.found"))
             return
-        await self._answer(query)
-        await self._show(target, screen)
+        if not answered:
+            await self.answer(query)
+
+    async def _button_language(
+        self, query: CallbackQuery, target: Message | None, args: list[str]
+    ) -> bool:
+        if not args:
+            await self.show(target, screens.language_screen(self.app.texts, self.lang))
+            return False
+        if args[0] not in LANGUAGES:
+            raise NotFound(args[0])
+        await self._set_language(args[0])
+        await self.answer(query, self.t("language.changed"))
+        await self.show(target, self.menu())
+        return True
+
+    def menu(self, *, greet: str | None = None) -> Screen:
+        trial = self.app.catalog.trial_days if self.trial_open else 0
+        return screens.main_menu(self.app.texts, self.lang, greet=greet, trial_days=trial)
 
     # -- state ---------------------------------------------------------------------
 
@@ -216,23 +238,23 @@ class UserActor:
     ) -> None:
         await self.app.outbox.send(method, params, lane=lane)
 
-    async def _answer(self, query: CallbackQuery, text: str | None = None) -> None:
+    async def answer(self, query: CallbackQuery, text: str | None = None) -> None:
         params: dict[str, Any] = {"callback_query_id": query.id}
         if text:
             params["text"] = text
         await self._post("answerCallbackQuery", params, Lane.ANSWER)
 
-    async def _send_text(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
         await self._post("sendMessage", {"chat_id": self.id, "text": text, "parse_mode": "HTML"})
 
-    async def _show_new(self, screen: Screen) -> None:
+    async def show_new(self, screen: Screen) -> None:
         await self._post("sendMessage", {"chat_id": self.id, **_render(screen)})
         self._remember(screen)
 
-    async def _show(self, target: Message | None, screen: Screen) -> None:
+    async def show(self, target: Message | None, screen: Screen) -> None:
         """Edit the pressed message into ``screen``; a new message when it is gone."""
         if target is None:
-            await self._show_new(screen)
+            await self.show_new(screen)
             return
         params = {"chat_id": target.chat.id, "message_id": target.message_id, **_render(screen)}
         await self._post("editMessageText", params)
@@ -242,6 +264,79 @@ class UserActor:
         if screen.name != self.screen:
             self.screen = screen.name
         self._unsaved = True
+
+
+Button = Callable[[UserActor, CallbackQuery, Message | None, list[str]], Awaitable[bool | None]]
+
+
+def _simple(show: Callable[[UserActor, Message | None], Awaitable[None]]) -> Button:
+    async def handler(
+        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+    ) -> None:
+        if args:
+            raise NotFound(":".join(args))
+        await show(actor, target)
+
+    return handler
+
+
+def _with_argument(show: Callable[[UserActor, Message | None, str], Awaitable[None]]) -> Button:
+    async def handler(
+        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+    ) -> None:
+        if len(args) != 1:
+            raise NotFound(":".join(args))
+        await show(actor, target, args[0])
+
+    return handler
+
+
+async def _show_menu(actor: UserActor, target: Message | None) -> None:
+    await actor.show(target, actor.menu())
+
+
+async def _show_help(actor: UserActor, target: Message | None) -> None:
+    await actor.show(target, screens.help_screen(actor.app.texts, actor.lang))
+
+
+async def _pay(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> None:
+    await shopping.start_payment(actor, target, args)
+
+
+async def _confirm(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    if len(args) != 1:
+        raise NotFound(":".join(args))
+    await shopping.confirm_balance(actor, query, args[0])
+    return True
+
+
+async def _trial(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    await shopping.take_trial(actor, query, target)
+    return True
+
+
+#: What each callback verb does; handlers return True when they answered the query.
+_BUTTONS: dict[str, Button] = {
+    "menu": _simple(_show_menu),
+    "help": _simple(_show_help),
+    "lang": UserActor._button_language,
+    "buy": _simple(shopping.show_plans),
+    "plan": _with_argument(shopping.show_plan),
+    "pkg": _with_argument(shopping.show_package),
+    "pay": _pay,
+    "conf": _confirm,
+    "trial": _trial,
+    "sub": _simple(shopping.show_subscription),
+    "bal": _simple(shopping.show_balance),
+    "hist": _with_argument(shopping.show_history),
+    "tx": _with_argument(shopping.show_entry),
+}
 
 
 def _render(screen: Screen) -> dict[str, Any]:

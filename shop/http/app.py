@@ -7,6 +7,7 @@ from quart_trio import QuartTrio
 
 from ..app import App
 from ..errors import StoreUnavailable
+from .admin import admin_api
 
 
 def create_app(app: App) -> QuartTrio:
@@ -30,4 +31,5 @@ def create_app(app: App) -> QuartTrio:
     async def metrics() -> Response:
         return Response(app.metrics.render(), content_type="text/plain; version=0.0.4")
 
+    web.register_blueprint(admin_api(app))
     return web

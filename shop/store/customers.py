@@ -20,9 +20,14 @@ class CustomerRow:
     screen: str
     start_payload: str | None
     first_seen: dt.datetime
+    trial_open: bool  # never took the trial, and never had a subscription
 
 
-_COLUMNS = "telegram_id, first_name, language, blocked, screen, start_payload, first_seen"
+_COLUMNS = (
+    "telegram_id, first_name, language, blocked, screen, start_payload, first_seen,"
+    " NOT trial_used AND NOT EXISTS (SELECT 1 FROM subscriptions s"
+    " WHERE s.telegram_id = customers.telegram_id) AS trial_open"
+)
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from shop.store.pool import BusyHook
 from tests.harness import Shop, fake_telegram, running_shop
 
 ANN = 1001
-MENU = ["buy", "sub", "bal", "help", "lang"]
+MENU = ["buy", "trial", "sub", "bal", "help", "lang"]  # a new customer may take the trial
 
 
 @pytest.fixture

@@ -1,0 +1,285 @@
+"""Buying, paying and looking at one's money: the UserActor's shop screens and payment updates.
+
+Every reference a button carries (a plan, a package, a payment) is looked up again and
+checked against the customer who pressed it; a forged, foreign or stale one gets a
+polite "not found" and changes nothing. Anything that moves money happens in the
+payment's own actor (``shop.actors.payment``), which this module asks and waits for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
+from ..errors import AskTimeout, NotFound, TelegramError
+from ..money import STARS
+from ..store import ledger, payments, subscriptions
+from ..store.payments import NewPayment, PaymentRow
+from ..telegram.formatting import money, when
+from ..telegram.keyboards import keyboard, link
+from ..telegram.outbox import Lane
+from ..telegram.types import CallbackQuery, Message, PreCheckoutQuery
+from . import screens
+from .payment import KIND as PAYMENT
+from .payment import PayFromBalance, PreCheckout, StarsPaid, StarsRefunded
+from .screens import HISTORY_DAYS, HISTORY_PAGE, Method
+
+if TYPE_CHECKING:
+    from .user import UserActor
+
+log = logging.getLogger(__name__)
+
+#: How long a created payment may be paid.
+PAYABLE_FOR = dt.timedelta(hours=24)
+#: Telegram's deadline for a pre-checkout answer is 10 s; leave room for the answer itself.
+PRE_CHECKOUT_PATIENCE = 7.0
+STARS_PERIOD_SECONDS = STARS_SUBSCRIPTION_DAYS * 86_400
+
+
+# -- browsing ----------------------------------------------------------------------------
+
+
+async def show_plans(actor: UserActor, target: Message | None) -> None:
+    await actor.show(target, screens.plans_screen(actor.app.texts, actor.lang, actor.app.catalog))
+
+
+async def show_plan(actor: UserActor, target: Message | None, plan_id: str) -> None:
+    plan = actor.app.catalog.plan(plan_id)
+    if plan is None:
+        raise NotFound(plan_id)
+    methods = await plan_methods(actor, plan)
+    await actor.show(target, screens.plan_screen(actor.app.texts, actor.lang, plan, methods))
+
+
+async def show_package(actor: UserActor, target: Message | None, package_id: str) -> None:
+    package = actor.app.catalog.package(package_id)
+    if package is None:
+        raise NotFound(package_id)
+    methods = package_methods(package)
+    screen = screens.package_screen(actor.app.texts, actor.lang, package, methods)
+    await actor.show(target, screen)
+
+
+async def plan_methods(actor: UserActor, plan: Plan) -> list[Method]:
+    methods = []
+    if STARS in plan.prices:
+        methods.append(Method("stars", STARS, plan.prices[STARS]))
+        if plan.stars_subscription:
+            methods.append(Method("starsub", STARS, plan.prices[STARS]))
+    balances = await actor.app.store.run(ledger.balances, actor.id)
+    methods += [
+        Method("balance", currency, price)
+        for currency, price in plan.prices.items()
+        if balances.get(currency, 0) >= price
+    ]
+    return methods
+
+
+def package_methods(package: Package) -> list[Method]:
+    if STARS in package.prices:
+        return [Method("stars", STARS, package.prices[STARS])]
+    return []
+
+
+# -- paying ------------------------------------------------------------------------------
+
+
+async def start_payment(actor: UserActor, target: Message | None, args: list[str]) -> None:
+    """``pay:<p|k>:<item>:<method>:<currency>``: store a pending payment, then invoice."""
+    if len(args) != 4:
+        raise NotFound(":".join(args))
+    kind, item_id, method, currency = args
+    item: Plan | Package | None
+    if kind == "p":
+        item = actor.app.catalog.plan(item_id)
+        offered = await plan_methods(actor, item) if item else []
+    elif kind == "k":
+        item = actor.app.catalog.package(item_id)
+        offered = package_methods(item) if item else []
+    else:
+        item, offered = None, []
+    chosen = next((m for m in offered if (m.key, m.currency) == (method, currency)), None)
+    if item is None or chosen is None:
+        raise NotFound(":".join(args))
+    payment = await actor.app.store.run(
+        payments.create, _new_payment(actor, item, chosen), actor.app.clock.now(), PAYABLE_FOR
+    )
+    if chosen.key == "balance":
+        balance = await actor.app.store.run(ledger.balance, actor.id, currency)
+        screen = screens.confirm_balance_screen(actor.app.texts, actor.lang, payment, balance)
+        await actor.show(target, screen)
+    elif chosen.key == "starsub":
+        await _send_subscription_link(actor, payment)
+    else:
+        await _send_invoice(actor, payment)
+
+
+def _new_payment(actor: UserActor, item: Plan | Package, method: Method) -> NewPayment:
+    lang = actor.lang
+    provider = {"starsub": "stars", "balance": "balance"}.get(method.key, method.key)
+    if isinstance(item, Plan):
+        days = STARS_SUBSCRIPTION_DAYS if method.key == "starsub" else item.days
+        return NewPayment(
+            actor.id, provider, "plan", item.id, item.title(lang), days, {},
+            method.amount, method.currency, recurring=method.key == "starsub",
+        )  # fmt: skip
+    return NewPayment(
+        actor.id, provider, "package", item.id, item.title(lang), 0, item.credit,
+        method.amount, method.currency,
+    )  # fmt: skip
+
+
+def _invoice_params(actor: UserActor, payment: PaymentRow) -> dict[str, object]:
+    t, lang = actor.app.texts, actor.lang
+    if payment.product_kind == "plan":
+        description = t(lang, "invoice.plan", title=payment.title, days=payment.days)
+    else:
+        description = t(lang, "invoice.package", title=payment.title)
+    return {
+        "title": payment.title[:32],
+        "description": description[:255],
+        "payload": payment.id,
+        "currency": payment.currency,
+        "prices": [{"label": payment.title[:32], "amount": payment.amount}],
+    }
+
+
+async def _send_invoice(actor: UserActor, payment: PaymentRow) -> None:
+    params = {"chat_id": actor.id, **_invoice_params(actor, payment)}
+    await actor.app.outbox.send("sendInvoice", params)
+
+
+async def _send_subscription_link(actor: UserActor, payment: PaymentRow) -> None:
+    params = {**_invoice_params(actor, payment), "subscription_period": STARS_PERIOD_SECONDS}
+    t, lang = actor.app.texts, actor.lang
+    try:
+        url = await actor.app.outbox.request("createInvoiceLink", params)
+    except TelegramError as exc:
+        log.warning("createInvoiceLink failed for %s: %s", payment.id, exc)
+        await actor.send_text(t(lang, "invoice.failed"))
+        return
+    price = money(payment.amount, payment.currency, lang)
+    text = t(lang, "starsub.text", title=payment.title, price=price)
+    markup = keyboard([link(t(lang, "starsub.button", price=price), str(url))])
+    await actor.show_new(screens.Screen("starsub", text, markup))
+
+
+async def confirm_balance(actor: UserActor, query: CallbackQuery, payment_id: str) -> None:
+    """``conf:<payment>``: pay a pending balance payment (once, however often pressed)."""
+    error = await actor.app.actors.ask(PAYMENT, payment_id, PayFromBalance(actor.id))
+    if error == "pay.error.not_found":
+        raise NotFound(payment_id)
+    await actor.answer(query, actor.t(error) if error else None)
+    if error is None:
+        actor.trial_open = False
+
+
+# -- what the customer has ---------------------------------------------------------------
+
+
+async def show_subscription(actor: UserActor, target: Message | None) -> None:
+    app = actor.app
+    subscription = await app.store.run(subscriptions.load, actor.id)
+    access = None
+    if subscription is not None and subscription.active(app.clock.now()):
+        access = await app.fulfilment.access_text(actor.id, actor.lang)
+    plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
+    screen = screens.subscription_screen(
+        app.texts,
+        actor.lang,
+        subscription,
+        app.clock.now(),
+        app.config.timezone,
+        access,
+        plan.title(actor.lang) if plan else None,
+    )
+    await actor.show(target, screen)
+
+
+async def take_trial(actor: UserActor, query: CallbackQuery, target: Message | None) -> None:
+    app, days = actor.app, actor.app.catalog.trial_days
+    granted = None
+    if days:
+        granted = await app.store.run(subscriptions.take_trial, actor.id, days, app.clock.now())
+    actor.trial_open = False
+    if granted is None or granted.expires_at is None:
+        await actor.answer(query, actor.t("trial.unavailable"))
+        await actor.show(target, actor.menu())
+        return
+    await actor.answer(query)
+    date = when(granted.expires_at, app.config.timezone, actor.lang)
+    await actor.send_text(actor.t("trial.granted", date=date))
+    await app.fulfilment.apply(actor.id, granted.expires_at, granted.lifetime)
+
+
+async def show_balance(actor: UserActor, target: Message | None) -> None:
+    balances = await actor.app.store.run(ledger.balances, actor.id)
+    screen = screens.balance_screen(
+        actor.app.texts, actor.lang, balances, actor.app.catalog.packages
+    )
+    await actor.show(target, screen)
+
+
+async def show_history(actor: UserActor, target: Message | None, page_text: str) -> None:
+    if not page_text.isdigit():
+        raise NotFound(page_text)
+    page = int(page_text)
+    since = actor.app.clock.now() - dt.timedelta(days=HISTORY_DAYS)
+    entries, total = await actor.app.store.run(
+        payments.history, actor.id, since, page * HISTORY_PAGE, HISTORY_PAGE
+    )
+    if page and not entries:
+        raise NotFound(page_text)
+    screen = screens.history_screen(
+        actor.app.texts, actor.lang, entries, page, total, actor.app.config.timezone
+    )
+    await actor.show(target, screen)
+
+
+async def show_entry(actor: UserActor, target: Message | None, payment_id: str) -> None:
+    payment = await actor.app.store.run(payments.load_owned, payment_id, actor.id)
+    if payment is None or payment.status not in ("completed", "refunded"):
+        raise NotFound(payment_id)
+    screen = screens.entry_screen(actor.app.texts, actor.lang, payment, actor.app.config.timezone)
+    await actor.show(target, screen)
+
+
+# -- payment updates from Telegram -------------------------------------------------------
+
+
+async def pre_checkout(actor: UserActor, query: PreCheckoutQuery) -> None:
+    """Answer Telegram within its 10 s: go ahead only for this customer's pending payment."""
+    check = PreCheckout(actor.id, query.total_amount, query.currency)
+    try:
+        error = await actor.app.actors.ask(
+            PAYMENT, query.invoice_payload, check, timeout=PRE_CHECKOUT_PATIENCE
+        )
+    except AskTimeout:
+        error = "pay.error.retry"
+    params: dict[str, object] = {"pre_checkout_query_id": query.id, "ok": error is None}
+    if error is not None:
+        params["error_message"] = actor.t(error)
+    await actor.app.outbox.send("answerPreCheckoutQuery", params, lane=Lane.ANSWER)
+
+
+async def successful_payment(actor: UserActor, message: Message) -> None:
+    paid = message.successful_payment
+    assert paid is not None
+    event = StarsPaid(
+        actor.id,
+        paid.telegram_payment_charge_id,
+        paid.total_amount,
+        paid.currency,
+        recurring=paid.is_recurring,
+    )
+    await actor.app.actors.ask(PAYMENT, paid.invoice_payload, event)
+    actor.trial_open = False
+
+
+async def refunded_payment(actor: UserActor, message: Message) -> None:
+    refunded = message.refunded_payment
+    assert refunded is not None
+    event = StarsRefunded(actor.id, refunded.telegram_payment_charge_id)
+    await actor.app.actors.ask(PAYMENT, refunded.invoice_payload, event)

@@ -1,0 +1,215 @@
+"""The catalog: plans (time-limited access) and packages (balance top-ups), from TOML.
+
+``SHOP_CATALOG`` names the file; without it the example shipped in the package is used.
+It is checked at start like the environment: every problem is reported with where it
+is, and the shop exits with code 2. Shape (``[trial]`` and ``[[packages]]`` optional)::
+
+    [trial]
+    days = 3                      # 0, or no [trial], means no trial
+    [[plans]]
+    id = "m1"
+    days = 30
+    title = { en = "1 month", ru = "1 месяц", uk = "1 місяць" }
+    prices = { XTR = 250, RUB = "299.00", USD = "3.49" }
+    stars_subscription = true     # also offered as a 30-day Telegram Stars subscription
+    [[packages]]
+    id = "p100"
+    credit = { XTR = 100 }
+    bonus = { XTR = 10 }
+    title = { en = "100 ⭐ +10 bonus" }
+    prices = { XTR = 100 }
+
+Amounts are whole Stars (integers) for XTR and decimal strings for other currencies;
+they are held as integer minor units.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError
+from .money import STARS, MoneyError, to_minor
+
+EXAMPLE = Path(__file__).with_name("catalog_example.toml")
+STARS_SUBSCRIPTION_DAYS = 30  # Telegram's only subscription period (2592000 s)
+STARS_SUBSCRIPTION_MAX = 10_000  # Stars, per period
+_ID = re.compile(r"[a-z0-9_]{1,16}")
+
+
+@attrs.frozen
+class Plan:
+    id: str
+    days: int
+    titles: Mapping[str, str]
+    prices: Mapping[str, int]  # currency -> minor units
+    stars_subscription: bool = False
+
+    def title(self, language: str) -> str:
+        return self.titles.get(language) or self.titles["en"]
+
+
+@attrs.frozen
+class Package:
+    id: str
+    titles: Mapping[str, str]
+    prices: Mapping[str, int]
+    credit: Mapping[str, int]  # what the customer's balance receives, bonus included
+
+    def title(self, language: str) -> str:
+        return self.titles.get(language) or self.titles["en"]
+
+
+@attrs.frozen
+class Catalog:
+    trial_days: int
+    plans: tuple[Plan, ...]
+    packages: tuple[Package, ...]
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
+
+    def package(self, package_id: str) -> Package | None:
+        return next((p for p in self.packages if p.id == package_id), None)
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """Read and check a catalog file; raise ConfigError naming every problem."""
+    source = path or EXAMPLE
+    where = f"SHOP_CATALOG ({source})"
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read the file: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    catalog = _catalog(data, _Problems(where, problems))
+    if problems:
+        raise ConfigError(problems)
+    return catalog
+
+
+@attrs.define
+class _Problems:
+    where: str
+    found: list[str]
+
+    def add(self, place: str, problem: str) -> None:
+        self.found.append(f"{self.where}: {place}: {problem}")
+
+
+def _catalog(data: dict[str, Any], problems: _Problems) -> Catalog:
+    trial = data.get("trial", {})
+    trial_days = trial.get("days", 0) if isinstance(trial, dict) else None
+    if not isinstance(trial_days, int) or isinstance(trial_days, bool) or trial_days < 0:
+        problems.add("[trial] days", "expected a whole number of days, 0 for no trial")
+        trial_days = 0
+    plans = tuple(
+        plan
+        for n, raw in enumerate(_tables(data, "plans", problems))
+        if (plan := _plan(raw, f"plans[{n}]", problems)) is not None
+    )
+    packages = tuple(
+        package
+        for n, raw in enumerate(_tables(data, "packages", problems))
+        if (package := _package(raw, f"packages[{n}]", problems)) is not None
+    )
+    if not plans and not packages:
+        problems.add("plans", "the catalog sells nothing: add at least one [[plans]]")
+    for kind, items in (("plans", plans), ("packages", packages)):
+        ids = [item.id for item in items]
+        for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
+            problems.add(kind, f"id {duplicate!r} is used twice")
+    return Catalog(trial_days, plans, packages)
+
+
+def _tables(data: dict[str, Any], key: str, problems: _Problems) -> list[dict[str, Any]]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.add(key, f"expected [[{key}]] tables")
+        return []
+    return tables
+
+
+def _plan(raw: dict[str, Any], place: str, problems: _Problems) -> Plan | None:
+    plan_id = _id(raw, place, problems)
+    days = raw.get("days")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36_600:
+        problems.add(f"{place} days", "expected a whole number of days from 1")
+    titles = _titles(raw, place, problems)
+    prices = _amounts(raw.get("prices"), f"{place} prices", problems, required=True)
+    subscription = raw.get("stars_subscription", False)
+    if not isinstance(subscription, bool):
+        problems.add(f"{place} stars_subscription", "expected true or false")
+    elif subscription and not 1 <= prices.get(STARS, 0) <= STARS_SUBSCRIPTION_MAX:
+        problems.add(
+            f"{place} stars_subscription",
+            f"needs an XTR price from 1 to {STARS_SUBSCRIPTION_MAX} Stars",
+        )
+    if plan_id is None or titles is None or not isinstance(days, int):
+        return None
+    return Plan(plan_id, days, titles, prices, bool(subscription))
+
+
+def _package(raw: dict[str, Any], place: str, problems: _Problems) -> Package | None:
+    package_id = _id(raw, place, problems)
+    titles = _titles(raw, place, problems)
+    prices = _amounts(raw.get("prices"), f"{place} prices", problems, required=True)
+    credit = _amounts(raw.get("credit"), f"{place} credit", problems, required=True)
+    bonus = _amounts(raw.get("bonus", {}), f"{place} bonus", problems, required=False)
+    if package_id is None or titles is None:
+        return None
+    total = {c: credit.get(c, 0) + bonus.get(c, 0) for c in {*credit, *bonus}}
+    return Package(package_id, titles, prices, total)
+
+
+def _id(raw: dict[str, Any], place: str, problems: _Problems) -> str | None:
+    value = raw.get("id")
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        problems.add(f"{place} id", "expected 1-16 characters from a-z, 0-9 and _")
+        return None
+    return value
+
+
+def _titles(raw: dict[str, Any], place: str, problems: _Problems) -> dict[str, str] | None:
+    titles = raw.get("title")
+    if isinstance(titles, str):
+        titles = {"en": titles}
+    if (
+        not isinstance(titles, dict)
+        or not all(isinstance(v, str) and v.strip() for v in titles.values())
+        or "en" not in titles
+    ):
+        problems.add(f"{place} title", 'expected a title, or a table with at least en = "..."')
+        return None
+    return {lang: text.strip() for lang, text in titles.items()}
+
+
+def _amounts(value: Any, place: str, problems: _Problems, *, required: bool) -> dict[str, int]:
+    if not isinstance(value, dict) or (required and not value):
+        problems.add(place, 'expected a table such as { XTR = 250, RUB = "299.00" }')
+        return {}
+    amounts = {}
+    for currency, amount in value.items():
+        if currency == STARS and not (isinstance(amount, int) and not isinstance(amount, bool)):
+            problems.add(f"{place} {currency}", "Stars are whole numbers, e.g. XTR = 250")
+            continue
+        if currency != STARS and not isinstance(amount, str):
+            problems.add(f"{place} {currency}", 'expected a decimal string, e.g. "299.00"')
+            continue
+        try:
+            minor = to_minor(amount, currency)
+        except MoneyError as exc:
+            problems.add(f"{place} {currency}", str(exc))
+            continue
+        if minor <= 0:
+            problems.add(f"{place} {currency}", "expected an amount above zero")
+            continue
+        amounts[currency] = minor
+    return amounts
