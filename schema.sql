@@ -24,9 +24,11 @@ CREATE TABLE IF NOT EXISTS customers (
 
 -- Telegram updates received and not yet fully handled (at-least-once delivery).
 CREATE TABLE IF NOT EXISTS telegram_updates (
-    update_id   BIGINT PRIMARY KEY,
+    bot_id      BIGINT NOT NULL,
+    update_id   BIGINT NOT NULL,
     body        JSONB NOT NULL,
-    received_at TIMESTAMPTZ NOT NULL
+    received_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (bot_id, update_id)
 );
 
 -- The last update id the poller took from Telegram, so a restart resumes after it.

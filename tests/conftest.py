@@ -6,10 +6,13 @@ timed runs under ``autojump_clock``; I/O tests carry a ``fail_after`` guard.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -17,6 +20,7 @@ import pytest
 import trio
 import trio.testing
 
+from shop.clock import TrioClock
 from shop.store import Store, open_store
 from shop.store.schema import schema_text
 
@@ -118,9 +122,12 @@ def hold_clock_while_busy(clock: trio.testing.MockClock | None):  # type: ignore
     """
     if clock is None:
         return None
+    busy_stores = 0  # several stores (shops) may share the hook and the clock
 
     def on_busy(busy: bool) -> None:
-        clock.autojump_threshold = math.inf if busy else 0
+        nonlocal busy_stores
+        busy_stores += 1 if busy else -1
+        clock.autojump_threshold = math.inf if busy_stores else 0
 
     return on_busy
 
@@ -137,3 +144,27 @@ def busy_hook(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 async def store(clean_database: str, busy_hook) -> AsyncIterator[Store]:  # type: ignore[no-untyped-def]
     async with open_store(clean_database, size=4, on_busy=busy_hook) as store:
         yield store
+
+
+START = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def shop_at(clean_database: str, busy_hook):  # type: ignore[no-untyped-def]
+    """Start whole shops on mock time: ``async with shop_at(environ={...}) as shop``.
+
+    The calendar starts at ``START`` and moves with trio's mock clock; the test function
+    must request ``autojump_clock`` itself (pytest-trio only sees the test's own clock).
+    """
+    from tests.harness import running_shop
+
+    @asynccontextmanager
+    async def start(**kwargs: Any) -> AsyncIterator[Any]:
+        clock = kwargs.pop("clock", None) or TrioClock.starting_at(START)
+        with trio.fail_after(36_000):  # virtual seconds
+            async with running_shop(
+                clean_database, clock=clock, on_busy=busy_hook, **kwargs
+            ) as shop:
+                yield shop
+
+    return start

@@ -46,8 +46,10 @@ def shop_environ(database_url: str, telegram_url: str, **extra: str) -> dict[str
 
 
 @asynccontextmanager
-async def fake_telegram(clock: WallClock | None = None) -> AsyncIterator[tuple[FakeTelegram, str]]:
-    telegram = FakeTelegram(clock=clock)
+async def fake_telegram(
+    clock: WallClock | None = None, *, bot_id: int = 777000111
+) -> AsyncIterator[tuple[FakeTelegram, str]]:
+    telegram = FakeTelegram(clock=clock, bot_id=bot_id)
     async with trio.open_nursery() as nursery:
         base_url = await nursery.start(telegram.serve)
         try:

@@ -85,6 +85,7 @@ class Poller:
         self._finished_added = trio.Event()
         self._failures = 0
         self._all_fed = trio.Event()
+        self._bot_id = 0  # known after getMe
 
     async def run(
         self, stop: trio.Event, *, task_status: trio.TaskStatus[Bot] = trio.TASK_STATUS_IGNORED
@@ -95,11 +96,12 @@ class Poller:
             me = await self._introduce()
         if me is None:
             return  # stopped before Telegram answered
+        self._bot_id = me.id
         task_status.started(me)
         async with trio.open_nursery() as feeders:
             async with trio.open_nursery() as forgetting:
                 forgetting.start_soon(self._forget_finished)
-                replay = await self._patiently(journal.unfinished)
+                replay = await self._patiently(journal.unfinished, me.id)
                 for raw in replay:
                     self._dispatch(feeders, raw, trio.current_time())
                 async with _until(stop):
@@ -263,7 +265,7 @@ class Poller:
         if not done:
             return
         try:
-            await self._store.run(journal.forget, done)
+            await self._store.run(journal.forget, self._bot_id, done)
         except StoreUnavailable as exc:
             log.warning("cannot clear handled updates (%s); they may be replayed", exc)
 

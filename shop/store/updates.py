@@ -25,10 +25,10 @@ def journal(
 ) -> None:
     """Store a batch and the offset that confirms it, in one transaction."""
     conn.execute(
-        "INSERT INTO telegram_updates (update_id, body, received_at)"
-        " SELECT id, body, %s FROM unnest(%s::bigint[], %s::jsonb[]) AS batch(id, body)"
-        " ON CONFLICT (update_id) DO NOTHING",
-        (now, [u["update_id"] for u in updates], [json.dumps(u) for u in updates]),
+        "INSERT INTO telegram_updates (bot_id, update_id, body, received_at)"
+        " SELECT %s, id, body, %s FROM unnest(%s::bigint[], %s::jsonb[]) AS batch(id, body)"
+        " ON CONFLICT (bot_id, update_id) DO NOTHING",
+        (bot_id, now, [u["update_id"] for u in updates], [json.dumps(u) for u in updates]),
     )
     conn.execute(
         "INSERT INTO telegram_offset (bot_id, next_offset) VALUES (%s, %s)"
@@ -38,12 +38,17 @@ def journal(
     )
 
 
-def forget(conn: Connection, update_ids: Sequence[int]) -> None:
-    conn.execute("DELETE FROM telegram_updates WHERE update_id = ANY(%s)", (list(update_ids),))
+def forget(conn: Connection, bot_id: int, update_ids: Sequence[int]) -> None:
+    conn.execute(
+        "DELETE FROM telegram_updates WHERE bot_id = %s AND update_id = ANY(%s)",
+        (bot_id, list(update_ids)),
+    )
 
 
-def unfinished(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT body FROM telegram_updates ORDER BY update_id").fetchall()
+def unfinished(conn: Connection, bot_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT body FROM telegram_updates WHERE bot_id = %s ORDER BY update_id", (bot_id,)
+    ).fetchall()
     return [row[0] for row in rows]
 
 

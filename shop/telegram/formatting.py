@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time
 
 from ..money import format_money
 
 
 def when(moment: dt.datetime, zone: ZoneInfo, language: str) -> str:
-    """``1 Dec 2026, 12:00 (Europe/Berlin)`` in the customer's language."""
+    """``Dec 1, 2026 12:00 PM (Europe/Berlin)``, in the customer's language."""
     local = moment.astimezone(zone)
-    text = format_datetime(local, format="medium", tzinfo=zone, locale=language)
-    return f"{text} ({zone.key})"
+    day = format_date(local, format="medium", locale=language)
+    time = format_time(local, format="short", tzinfo=zone, locale=language)
+    return f"{day} {time} ({zone.key})"
 
 
 def money(minor: int, currency: str, language: str) -> str:

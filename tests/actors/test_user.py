@@ -7,37 +7,15 @@ clock that the test function itself requests, hence ``autojump_clock`` in each t
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
-from shop.clock import TrioClock
-from shop.store.pool import BusyHook
-from tests.harness import Shop, fake_telegram, running_shop
+from tests.harness import Shop, fake_telegram
 
 ANN = 1001
 MENU = ["buy", "trial", "sub", "bal", "help", "lang"]  # a new customer may take the trial
-
-
-@pytest.fixture
-def shop_at(
-    clean_database: str, autojump_clock: trio.testing.MockClock, busy_hook: BusyHook
-) -> Any:
-    @asynccontextmanager
-    async def start(**kwargs: Any) -> AsyncIterator[Shop]:
-        clock = TrioClock.starting_at(dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC))
-        with trio.fail_after(3600):  # virtual seconds
-            async with running_shop(
-                clean_database, clock=clock, on_busy=busy_hook, **kwargs
-            ) as shop:
-                yield shop
-
-    return start
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
