@@ -79,10 +79,18 @@ CREATE TABLE IF NOT EXISTS payments (
     provider_payment_id        TEXT,
     paid_amount     BIGINT,            -- what the provider reported, in minor units
     paid_currency   TEXT,
-    idempotency_key TEXT NOT NULL
+    idempotency_key TEXT NOT NULL,
+    checkout_url    TEXT,              -- where the customer pays (external providers)
+    -- reconciliation: when the provider is asked next, and how often it was asked
+    next_check_at   TIMESTAMPTZ,
+    checks          INTEGER NOT NULL DEFAULT 0,
+    -- what an operator should look at: an underpayment, another currency, an overpayment
+    problem         TEXT
 );
 CREATE INDEX IF NOT EXISTS payments_by_customer ON payments (telegram_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS payments_pending ON payments (expires_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS payments_to_check ON payments (next_check_at)
+    WHERE next_check_at IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS payments_by_provider_id
     ON payments (provider, provider_payment_id) WHERE provider_payment_id IS NOT NULL;
 
@@ -126,3 +134,21 @@ CREATE TABLE IF NOT EXISTS balances (
     amount       BIGINT NOT NULL CHECK (amount >= 0),
     PRIMARY KEY (telegram_id, currency)
 );
+
+-- Provider webhooks, stored (raw) before they are answered 2xx. The unique key makes a
+-- redelivery a no-op; processed_at stays NULL until the payment's actor has handled the
+-- event, so one stored but not handled (a crash) is handled after a restart.
+CREATE TABLE IF NOT EXISTS provider_events (
+    id           BIGSERIAL PRIMARY KEY,
+    provider     TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    payment_id   TEXT,
+    body         BYTEA NOT NULL,
+    received_at  TIMESTAMPTZ NOT NULL,
+    processed_at TIMESTAMPTZ,
+    outcome      TEXT,
+    UNIQUE (provider, event_id)
+);
+CREATE INDEX IF NOT EXISTS provider_events_unprocessed ON provider_events (received_at)
+    WHERE processed_at IS NULL;
+CREATE INDEX IF NOT EXISTS provider_events_by_age ON provider_events (received_at);

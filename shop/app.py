@@ -10,10 +10,12 @@ from .clock import WallClock
 from .config import Config
 from .fulfilment import Fulfilment
 from .metrics import Metrics
+from .payments.gateways import Gateways
 from .store.pool import Store
 from .telegram.api import BotClient
 from .telegram.outbox import Outbox
 from .telegram.texts import Texts
+from .wakeup import Wakeup
 
 
 @attrs.frozen(kw_only=True)
@@ -28,3 +30,6 @@ class App:
     texts: Texts
     catalog: Catalog
     fulfilment: Fulfilment
+    gateways: Gateways
+    #: poked when a payment check is scheduled, so the reconciler looks again
+    checks_due: Wakeup

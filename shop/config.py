@@ -252,6 +252,38 @@ VARIABLES: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "PUBLIC_URL",
+        "the shop's external base URL, for payment return and callback links",
+        url,
+    ),
+    Var(
+        "TRUSTED_PROXIES",
+        "proxies (IPs/CIDRs) whose X-Forwarded-For is believed, comma-separated",
+        networks,
+        default="",
+    ),
+    Var("YOOKASSA_SHOP_ID", "YooKassa shop id (enables YooKassa with the secret key)", text),
+    Var("YOOKASSA_SECRET_KEY", "YooKassa secret key", text, secret=True),
+    Var("YOOKASSA_API_URL", "YooKassa API base URL", url, default="https://api.yookassa.ru/v3"),
+    Var(
+        "YOOKASSA_ALLOWED_IPS",
+        "addresses YooKassa notifications may come from; unset = the official list",
+        networks,
+    ),
+    Var(
+        "STRIPE_SECRET_KEY",
+        "Stripe secret key (enables Stripe with the webhook secret)",
+        text,
+        secret=True,
+    ),
+    Var("STRIPE_WEBHOOK_SECRET", "Stripe webhook signing secret (whsec_...)", text, secret=True),
+    Var("STRIPE_API_URL", "Stripe API base URL", url, default="https://api.stripe.com"),
+    Var("CRYPTOPAY_TOKEN", "Crypto Pay API token (enables Crypto Pay)", text, secret=True),
+    Var("CRYPTOPAY_API_URL", "Crypto Pay API base URL", url, default="https://pay.crypt.bot/api"),
+    Var("HELEKET_MERCHANT", "Heleket merchant id (enables Heleket with the API key)", text),
+    Var("HELEKET_API_KEY", "Heleket payment API key", text, secret=True),
+    Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
+    Var(
         "ADMIN_IDS",
         "Telegram user ids of operators, comma-separated (exempt from limits)",
         id_list,
@@ -281,6 +313,31 @@ class Config:
     admin_ids: frozenset[int]
     shop_catalog: Path | None
     admin_token: str | None
+    public_url: str | None
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    yookassa_shop_id: str | None
+    yookassa_secret_key: str | None
+    yookassa_api_url: str
+    yookassa_allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+    stripe_secret_key: str | None
+    stripe_webhook_secret: str | None
+    stripe_api_url: str
+    cryptopay_token: str | None
+    cryptopay_api_url: str
+    heleket_merchant: str | None
+    heleket_api_key: str | None
+    heleket_api_url: str
+
+    @property
+    def payment_providers(self) -> tuple[str, ...]:
+        """The external providers whose credentials are set."""
+        enabled = {
+            "yookassa": self.yookassa_shop_id and self.yookassa_secret_key,
+            "stripe": self.stripe_secret_key and self.stripe_webhook_secret,
+            "cryptopay": self.cryptopay_token,
+            "heleket": self.heleket_merchant and self.heleket_api_key,
+        }
+        return tuple(name for name, on in enabled.items() if on)
 
     def replace(self, **changes: Any) -> Config:
         return attrs.evolve(self, **changes)
@@ -308,9 +365,27 @@ def load_config(environ: Mapping[str, str], command: str = "run") -> Config:
     return Config(**values)
 
 
+_CREDENTIAL_PAIRS = (
+    ("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"),
+    ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
+    ("HELEKET_MERCHANT", "HELEKET_API_KEY"),
+)
+
+
 def _cross_checks(values: dict[str, Any]) -> list[str]:
     """Rules that involve more than one variable (run only on values that parsed)."""
     problems = []
+    for pair in _CREDENTIAL_PAIRS:
+        given = [name for name in pair if values.get(name.lower())]
+        if given and len(given) < len(pair):
+            missing = [name for name in pair if name not in given]
+            problems.append(f"{missing[0]}: needed together with {given[0]} to enable the provider")
+    providers = [pair[0] for pair in _CREDENTIAL_PAIRS if all(values.get(n.lower()) for n in pair)]
+    if (providers or values.get("cryptopay_token")) and not values.get("public_url"):
+        problems.append(
+            "PUBLIC_URL is required when a payment provider is enabled:"
+            " the shop's external https:// base URL, for return and webhook links"
+        )
     rate, paid = values.get("telegram_global_rate"), values.get("telegram_paid_broadcast")
     if rate is not None and paid is False and rate > 30:
         problems.append(

@@ -23,6 +23,7 @@ import trio
 
 from .actors.payment import payment_kind
 from .actors.poller import Poller
+from .actors.reconciler import run_reconciler
 from .actors.runtime import Registry, open_registry
 from .actors.user import KIND as USER
 from .actors.user import MarkBlocked, user_kind
@@ -35,11 +36,13 @@ from .fulfilment import NoFulfilment
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
+from .payments.gateways import open_gateways
 from .store import Store, apply_schema, open_embedded_postgres, open_store
 from .store.pool import BusyHook
 from .telegram.api import open_bot_client
 from .telegram.outbox import Outbox
 from .telegram.texts import load_texts
+from .wakeup import Wakeup
 
 log = logging.getLogger("shop")
 
@@ -97,10 +100,12 @@ async def serve_shop(
     """
     assert config.telegram_token is not None
     rng = rng or random.Random()
+    wall = clock or SystemClock()
     async with (
         open_database(config) as url,
         open_store(url, on_busy=on_busy) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
+        open_gateways(config, wall, rng) as gateways,
     ):
         await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
         metrics = Metrics()
@@ -118,7 +123,7 @@ async def serve_shop(
                     await services.start(outbox.run)
                     app = App(
                         config=config,
-                        clock=clock or SystemClock(),
+                        clock=wall,
                         store=store,
                         actors=actors,
                         metrics=metrics,
@@ -127,6 +132,8 @@ async def serve_shop(
                         texts=load_texts(),
                         catalog=catalog or load_catalog(config.shop_catalog),
                         fulfilment=NoFulfilment(),
+                        gateways=gateways,
+                        checks_due=Wakeup(),
                     )
                     actors.register(user_kind(app))
                     actors.register(payment_kind(app))
@@ -143,6 +150,7 @@ async def serve_shop(
                     async with trio.open_nursery() as intake:
                         urls = await intake.start(serve_http, app, http_stop)
                         intake.start_soon(poller.run, stop)
+                        await services.start(run_reconciler, app)
                         task_status.started(Running(app, urls))
                         await stop.wait()
                         log.info(
@@ -232,7 +240,16 @@ def _startup_failure(exc: BaseException) -> StartupFailed | None:
 
 def _secrets(config: Config) -> list[str]:
     """Values that must never reach a log line."""
-    values = (config.database_url, config.telegram_token, config.admin_token)
+    values = (
+        config.database_url,
+        config.telegram_token,
+        config.admin_token,
+        config.yookassa_secret_key,
+        config.stripe_secret_key,
+        config.stripe_webhook_secret,
+        config.cryptopay_token,
+        config.heleket_api_key,
+    )
     return [value for value in values if value]
 
 

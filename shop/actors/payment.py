@@ -1,21 +1,25 @@
 """PaymentActor: one per payment; every event about a payment is handled here, in turn.
 
-Keyed by the payment reference (for a Telegram Stars subscription, the first payment's
-reference: its renewals and refunds all come here too).
+Keyed by the payment reference (for a Telegram Stars subscription, the first payment's:
+its renewals and refunds come here too). Webhook, reconciliation poll and the customer's
+"I paid — check" button all end here, one at a time, so they cannot race each other;
+across processes the SQL guards in ``store.payments`` decide.
 
-Accepts, from the customer's UserActor:
-- :class:`PreCheckout` -> ``None`` (go ahead) or the text key of why not;
-- :class:`StarsPaid` -> fulfils (or, for a subscription renewal, grants once per charge);
-- :class:`StarsRefunded` -> refunds the payment that charge paid for;
-- :class:`PayFromBalance` -> debits the balance and grants, or says why not.
+Accepts:
+- from the customer's UserActor: :class:`PreCheckout` (-> ``None`` or the text key of
+  why not), :class:`StarsPaid`, :class:`StarsRefunded`, :class:`PayFromBalance`,
+  :class:`OpenCheckout` (-> the provider's payment URL, or a text key), :class:`CheckNow`;
+- from the webhook server: :class:`ProviderEventReceived`;
+- from the reconciler: :class:`Reconcile`.
 
-Sends: the confirmation to the customer, once, through the outbox.
+Sends: the customer's one confirmation through the outbox.
 
-Life of a payment: stored ``pending`` before any invoice names it; a success moves it to
-``completed`` together with its grant in one transaction (``store.payments.fulfil``);
-a refund moves ``completed`` to ``refunded`` and reverses the grant. Duplicates find the
-payment no longer in the state they need and change nothing, here and in SQL, so the
-same holds across processes.
+Life of a payment: stored ``pending`` before any invoice or provider call names it; a
+reported success moves it to ``completed`` with its grant, in one transaction; a refund
+moves ``completed`` to ``refunded`` and reverses the grant; no success within 24 h
+closes it ``expired`` (a success after that is still honoured: the money was taken).
+A provider's amount is checked against the payment: short or another currency is
+recorded for an operator and not fulfilled; more is fulfilled and recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +31,16 @@ import attrs
 
 from ..app import App
 from ..errors import InsufficientBalance
-from ..store import payments
+from ..money import decimal_string
+from ..payments.base import (
+    PaymentRequest,
+    ProviderError,
+    ProviderEvent,
+    ProviderRefused,
+    ProviderState,
+)
+from ..payments.gateways import Gateway
+from ..store import events, payments
 from ..store.payments import Charge, Grant, PaymentRow
 from . import notices
 from .runtime import Kind
@@ -64,6 +77,35 @@ class PayFromBalance:
     customer_id: int
 
 
+@attrs.frozen
+class OpenCheckout:
+    customer_id: int
+
+
+@attrs.frozen
+class CheckNow:
+    customer_id: int
+
+
+@attrs.frozen
+class Opened:
+    """What :class:`OpenCheckout` got: where to pay, or the text key of why not."""
+
+    url: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class ProviderEventReceived:
+    event_row: int
+    event: ProviderEvent
+
+
+@attrs.frozen
+class Reconcile:
+    pass
+
+
 class PaymentActor:
     def __init__(self, app: App, payment_id: str, payment: PaymentRow | None) -> None:
         self.app = app
@@ -71,14 +113,23 @@ class PaymentActor:
         self.payment = payment  # None: no such payment (a forged or stale reference)
 
     async def handle(self, message: Any) -> Any:
-        if isinstance(message, PreCheckout):
-            return self._pre_checkout(message)
-        if isinstance(message, StarsPaid):
-            return await self._stars_paid(message)
-        if isinstance(message, StarsRefunded):
-            return await self._stars_refunded(message)
-        if isinstance(message, PayFromBalance):
-            return await self._pay_from_balance(message)
+        match message:
+            case PreCheckout():
+                return self._pre_checkout(message)
+            case StarsPaid():
+                return await self._stars_paid(message)
+            case StarsRefunded():
+                return await self._stars_refunded(message)
+            case PayFromBalance():
+                return await self._pay_from_balance(message)
+            case OpenCheckout():
+                return await self._open_checkout(message)
+            case CheckNow():
+                return await self._check_now(message)
+            case ProviderEventReceived():
+                return await self._provider_event(message)
+            case Reconcile():
+                return await self._reconcile()
         raise TypeError(f"PaymentActor cannot handle {type(message).__name__}")
 
     async def passivate(self) -> None:
@@ -87,11 +138,9 @@ class PaymentActor:
     # -- Telegram Stars ------------------------------------------------------------------
 
     def _pre_checkout(self, query: PreCheckout) -> str | None:
-        """Whether Telegram may charge: answered within 10 s, from what is in memory."""
-        payment = self.payment
-        if payment is None or payment.telegram_id != query.customer_id:
-            return "pay.error.not_found"
-        if payment.provider != "stars":
+        """Whether Telegram may charge: answered from memory, well within its 10 s."""
+        payment = self._owned_by(query.customer_id, "stars")
+        if payment is None:
             return "pay.error.not_found"
         if payment.status != "pending":
             return "pay.error.already_paid" if payment.status == "completed" else "pay.error.stale"
@@ -113,44 +162,27 @@ class PaymentActor:
                 self.id,
             )
             return
-        if (paid.amount, paid.currency) != (payment.amount, payment.currency):
-            log.error(
-                "ALERT: payment %s was paid %s %s, expected %s %s; not fulfilled",
-                self.id,
-                paid.amount,
-                paid.currency,
-                payment.amount,
-                payment.currency,
-            )
-            return
         charge = Charge(paid.amount, paid.currency, telegram_charge_id=paid.charge_id)
-        now = self.app.clock.now()
         if payment.recurring and payment.status != "pending":
-            # A renewal of a Stars subscription: a new payment per charge id.
-            grant = await self.app.store.run(payments.fulfil_renewal, payment, charge, now)
+            # A renewal of a Stars subscription: a new payment per charge id, granted once.
+            grant = await self.app.store.run(
+                payments.fulfil_renewal, payment, charge, self.app.clock.now()
+            )
+            await self._after(grant)
         else:
-            grant = await self.app.store.run(payments.fulfil, self.id, charge, now)
-        await self._reload()
-        if grant is not None:
-            await self._confirm(grant)
+            await self._paid(charge)
 
     async def _stars_refunded(self, refunded: StarsRefunded) -> None:
         target = await self.app.store.run(payments.by_charge, refunded.charge_id)
-        if target is None or (target.id != self.id and target.parent_id != self.id):
+        if target is None or self.id not in (target.id, target.parent_id):
             log.error("refund of unknown charge %s for payment %s", refunded.charge_id, self.id)
             return
-        done = await self.app.store.run(payments.refund, target.id, self.app.clock.now())
-        await self._reload()
-        if done is not None:
-            await notices.refunded(self.app, done)
+        await self._refund(target.id)
 
     # -- balance ---------------------------------------------------------------------
 
     async def _pay_from_balance(self, request: PayFromBalance) -> str | None:
-        payment = self.payment
-        if payment is None or payment.telegram_id != request.customer_id:
-            return "pay.error.not_found"
-        if payment.provider != "balance":
+        if self._owned_by(request.customer_id, "balance") is None:
             return "pay.error.not_found"
         try:
             grant = await self.app.store.run(
@@ -158,23 +190,199 @@ class PaymentActor:
             )
         except InsufficientBalance:
             return "pay.error.balance"
-        await self._reload()
+        await self._after(grant)
         if grant is None:
             return "pay.error.already_paid" if self._status() == "completed" else "pay.error.stale"
-        await self._confirm(grant)
         return None
 
+    # -- external providers ------------------------------------------------------------
+
+    async def _open_checkout(self, request: OpenCheckout) -> Opened:
+        """Open the payment at its provider (once: the idempotency key is the payment's)."""
+        payment = self.payment
+        if payment is None or payment.telegram_id != request.customer_id:
+            return Opened(error="pay.error.not_found")
+        gateway = self.app.gateways.get(payment.provider)
+        if gateway is None or payment.status != "pending":
+            return Opened(error="pay.error.stale")
+        if payment.checkout_url:
+            return Opened(payment.checkout_url)
+        public = self.app.config.public_url or ""
+        try:
+            checkout = await gateway.create(
+                PaymentRequest(
+                    reference=payment.id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    description=payment.title,
+                    idempotency_key=payment.idempotency_key,
+                    return_url=f"{public}/payments/return",
+                    callback_url=f"{public}/webhooks/{gateway.name}",
+                    customer_id=payment.telegram_id,
+                )
+            )
+        except ProviderRefused as exc:
+            log.error("ALERT: %s refused payment %s: %s", gateway.name, self.id, exc)
+            return Opened(error="invoice.failed")
+        except ProviderError as exc:
+            log.warning("%s unavailable for payment %s: %s", gateway.name, self.id, exc)
+            return Opened(error="method.unavailable")
+        times = payments.check_times(payment.created_at, payment.expires_at)
+        await self.app.store.run(
+            payments.open_checkout, self.id, checkout.provider_payment_id, checkout.url, times[0]
+        )
+        self.app.checks_due.poke()
+        await self._reload()
+        return Opened(checkout.url)
+
+    async def _check_now(self, request: CheckNow) -> str:
+        """The customer's "I paid — check" button: ask the provider at once."""
+        payment = self.payment
+        if payment is None or payment.telegram_id != request.customer_id:
+            return "pay.error.not_found"
+        if payment.status in ("completed", "refunded"):
+            return "check.paid"
+        if not await self._ask_provider():
+            return "check.later"
+        return "check.paid" if self._status() == "completed" else "check.pending"
+
+    async def _reconcile(self) -> None:
+        """A scheduled check: ask the provider, then book the next one (or close)."""
+        payment = self.payment
+        if payment is None or payment.status != "pending" or payment.provider_payment_id is None:
+            return
+        await self._ask_provider()
+        payment = self.payment
+        if payment is None or payment.status != "pending":
+            return
+        done = payment.checks + 1
+        times = payments.check_times(payment.created_at, payment.expires_at)
+        now = self.app.clock.now()
+        if done < len(times):
+            await self.app.store.run(payments.schedule_check, self.id, done, times[done])
+        elif now >= payment.expires_at:
+            await self.app.store.run(payments.close, self.id, "expired", now)
+            await self._reload()
+
+    async def _provider_event(self, received: ProviderEventReceived) -> None:
+        event, outcome = received.event, "ignored"
+        if self.payment is None:
+            outcome = "unknown payment"
+            log.warning("%s event %s names no payment of ours", self._provider(), event.event_id)
+        elif event.needs_confirmation:
+            # Not authenticated by a signature: only the provider's API is believed.
+            outcome = "confirmed" if await self._ask_provider() else "unconfirmed"
+        else:
+            outcome = await self._apply(
+                event.state, event.amount, event.currency, event.provider_payment_id
+            )
+        await self.app.store.run(
+            events.processed, received.event_row, outcome, self.app.clock.now()
+        )
+
+    async def _ask_provider(self) -> bool:
+        """Fetch the provider's view and act on it; False when the provider did not answer."""
+        payment = self.payment
+        gateway = self._gateway()
+        if payment is None or gateway is None or payment.provider_payment_id is None:
+            return False
+        try:
+            status = await gateway.status(payment.provider_payment_id)
+        except ProviderError as exc:
+            log.warning("cannot check payment %s with %s: %s", self.id, gateway.name, exc)
+            return False
+        await self._apply(status.state, status.amount, status.currency, status.provider_payment_id)
+        return True
+
+    async def _apply(
+        self,
+        state: ProviderState,
+        amount: int | None,
+        currency: str | None,
+        provider_payment_id: str | None,
+    ) -> str:
+        """Act on what a provider says about this payment; returns what was done."""
+        payment = self.payment
+        assert payment is not None
+        now = self.app.clock.now()
+        if state is ProviderState.PAID:
+            paid_amount = payment.amount if amount is None else amount
+            paid_currency = currency or payment.currency
+            if paid_currency != payment.currency or paid_amount < payment.amount:
+                return await self._mismatch(paid_amount, paid_currency)
+            if paid_amount > payment.amount:
+                await self._problem("overpaid", paid_amount, paid_currency)
+            charge = Charge(paid_amount, paid_currency, provider_payment_id=provider_payment_id)
+            return "fulfilled" if await self._paid(charge) else "duplicate"
+        if state in (ProviderState.CANCELED, ProviderState.EXPIRED):
+            closed = await self.app.store.run(payments.close, self.id, state.value, now)
+            await self._reload()
+            return state.value if closed else "ignored"
+        if state is ProviderState.REFUNDED:
+            return "refunded" if await self._refund(self.id) else "ignored"
+        if state is ProviderState.FAILED:
+            log.error("ALERT: %s reports payment %s failed", self._provider(), self.id)
+            await self._problem("failed at the provider", amount, currency)
+            return "failed"
+        return "pending"
+
+    async def _mismatch(self, amount: int, currency: str) -> str:
+        payment = self.payment
+        assert payment is not None
+        log.error(
+            "ALERT: payment %s was paid %s %s, expected %s %s: not fulfilled",
+            self.id,
+            decimal_string(amount, currency) if currency == payment.currency else amount,
+            currency,
+            decimal_string(payment.amount, payment.currency),
+            payment.currency,
+        )
+        await self._problem("underpaid" if currency == payment.currency else "other currency",
+                            amount, currency)  # fmt: skip
+        return "mismatch"
+
+    # -- the money ---------------------------------------------------------------------
+
+    async def _paid(self, charge: Charge) -> bool:
+        grant = await self.app.store.run(payments.fulfil, self.id, charge, self.app.clock.now())
+        await self._after(grant)
+        return grant is not None
+
+    async def _refund(self, payment_id: str) -> bool:
+        done = await self.app.store.run(payments.refund, payment_id, self.app.clock.now())
+        await self._reload()
+        if done is not None:
+            await notices.refunded(self.app, done)
+        return done is not None
+
+    async def _after(self, grant: Grant | None) -> None:
+        await self._reload()
+        if grant is not None:
+            log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
+            await notices.fulfilled(self.app, grant)
+
+    async def _problem(self, problem: str, amount: int | None, currency: str | None) -> None:
+        await self.app.store.run(payments.note_problem, self.id, problem, amount, currency)
+
     # -- helpers ---------------------------------------------------------------------
+
+    def _owned_by(self, customer_id: int, provider: str) -> PaymentRow | None:
+        payment = self.payment
+        if payment is None or payment.telegram_id != customer_id or payment.provider != provider:
+            return None
+        return payment
 
     def _status(self) -> str | None:
         return self.payment.status if self.payment is not None else None
 
+    def _provider(self) -> str:
+        return self.payment.provider if self.payment is not None else "?"
+
+    def _gateway(self) -> Gateway | None:
+        return self.app.gateways.get(self.payment.provider) if self.payment else None
+
     async def _reload(self) -> None:
         self.payment = await self.app.store.run(payments.load, self.id)
-
-    async def _confirm(self, grant: Grant) -> None:
-        log.info("payment %s completed", grant.payment.id, extra={"payment_id": grant.payment.id})
-        await notices.fulfilled(self.app, grant)
 
 
 def payment_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:

@@ -18,7 +18,7 @@ from ..catalog import Catalog, Package, Plan
 from ..store.payments import PaymentRow
 from ..store.subscriptions import SubscriptionRow
 from ..telegram.formatting import money, when
-from ..telegram.keyboards import button, keyboard
+from ..telegram.keyboards import button, keyboard, link
 from ..telegram.texts import LANGUAGES, Texts
 from ..telegram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -163,6 +163,23 @@ def confirm_balance_screen(t: Texts, lang: str, payment: PaymentRow, balance: in
         keyboard(
             [button(t(lang, "confirm.button", price=price), f"conf:{payment.id}")],
             back(t, lang, f"plan:{payment.product_id}"),
+        ),
+    )
+
+
+def checkout_screen(t: Texts, lang: str, payment: PaymentRow, url: str, back_to: str) -> Screen:
+    price = money(payment.amount, payment.currency, lang)
+    provider = PROVIDER_NAMES.get(payment.provider, payment.provider)
+    text = t(
+        lang, "checkout.text", title=html.escape(payment.title), price=price, provider=provider
+    )
+    return Screen(
+        "checkout",
+        text,
+        keyboard(
+            [link(t(lang, "checkout.pay", price=price), url)],
+            [button(t(lang, "checkout.check"), f"chk:{payment.id}")],
+            back(t, lang, back_to),
         ),
     )
 

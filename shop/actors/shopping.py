@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
@@ -23,7 +24,14 @@ from ..telegram.outbox import Lane
 from ..telegram.types import CallbackQuery, Message, PreCheckoutQuery
 from . import screens
 from .payment import KIND as PAYMENT
-from .payment import PayFromBalance, PreCheckout, StarsPaid, StarsRefunded
+from .payment import (
+    CheckNow,
+    OpenCheckout,
+    PayFromBalance,
+    PreCheckout,
+    StarsPaid,
+    StarsRefunded,
+)
 from .screens import HISTORY_DAYS, HISTORY_PAGE, Method
 
 if TYPE_CHECKING:
@@ -57,7 +65,7 @@ async def show_package(actor: UserActor, target: Message | None, package_id: str
     package = actor.app.catalog.package(package_id)
     if package is None:
         raise NotFound(package_id)
-    methods = package_methods(package)
+    methods = package_methods(actor, package)
     screen = screens.package_screen(actor.app.texts, actor.lang, package, methods)
     await actor.show(target, screen)
 
@@ -68,6 +76,7 @@ async def plan_methods(actor: UserActor, plan: Plan) -> list[Method]:
         methods.append(Method("stars", STARS, plan.prices[STARS]))
         if plan.stars_subscription:
             methods.append(Method("starsub", STARS, plan.prices[STARS]))
+    methods += provider_methods(actor, plan.prices)
     balances = await actor.app.store.run(ledger.balances, actor.id)
     methods += [
         Method("balance", currency, price)
@@ -77,17 +86,34 @@ async def plan_methods(actor: UserActor, plan: Plan) -> list[Method]:
     return methods
 
 
-def package_methods(package: Package) -> list[Method]:
+def package_methods(actor: UserActor, package: Package) -> list[Method]:
+    methods = []
     if STARS in package.prices:
-        return [Method("stars", STARS, package.prices[STARS])]
-    return []
+        methods.append(Method("stars", STARS, package.prices[STARS]))
+    return methods + provider_methods(actor, package.prices)
+
+
+def provider_methods(actor: UserActor, prices: Mapping[str, int]) -> list[Method]:
+    """Enabled providers that can charge one of the prices; a provider whose circuit is
+    open is left out, so the customer picks another."""
+    methods = []
+    for gateway in actor.app.gateways:
+        currency = gateway.currency_for(dict(prices))
+        if currency is not None and gateway.available:
+            methods.append(Method(gateway.name, currency, prices[currency]))
+    return methods
 
 
 # -- paying ------------------------------------------------------------------------------
 
 
-async def start_payment(actor: UserActor, target: Message | None, args: list[str]) -> None:
-    """``pay:<p|k>:<item>:<method>:<currency>``: store a pending payment, then invoice."""
+async def start_payment(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    """``pay:<p|k>:<item>:<method>:<currency>``: store a pending payment, then invoice.
+
+    Returns True when it answered the button itself (with a reason it could not go on).
+    """
     if len(args) != 4:
         raise NotFound(":".join(args))
     kind, item_id, method, currency = args
@@ -97,23 +123,62 @@ async def start_payment(actor: UserActor, target: Message | None, args: list[str
         offered = await plan_methods(actor, item) if item else []
     elif kind == "k":
         item = actor.app.catalog.package(item_id)
-        offered = package_methods(item) if item else []
+        offered = package_methods(actor, item) if item else []
     else:
         item, offered = None, []
     chosen = next((m for m in offered if (m.key, m.currency) == (method, currency)), None)
     if item is None or chosen is None:
         raise NotFound(":".join(args))
-    payment = await actor.app.store.run(
-        payments.create, _new_payment(actor, item, chosen), actor.app.clock.now(), PAYABLE_FOR
-    )
+    new = _new_payment(actor, item, chosen)
+    now = actor.app.clock.now()
+    payment = None
+    if actor.app.gateways.get(chosen.key) is not None:
+        payment = await actor.app.store.run(
+            payments.reusable, actor.id, new.provider, new.product_kind, new.product_id,
+            new.currency, now,
+        )  # fmt: skip
+    if payment is None:
+        payment = await actor.app.store.run(payments.create, new, now, PAYABLE_FOR)
     if chosen.key == "balance":
         balance = await actor.app.store.run(ledger.balance, actor.id, currency)
         screen = screens.confirm_balance_screen(actor.app.texts, actor.lang, payment, balance)
         await actor.show(target, screen)
     elif chosen.key == "starsub":
         await _send_subscription_link(actor, payment)
-    else:
+    elif chosen.key == "stars":
         await _send_invoice(actor, payment)
+    else:
+        return await _open_checkout(actor, query, target, payment, item)
+    return False
+
+
+async def _open_checkout(
+    actor: UserActor,
+    query: CallbackQuery,
+    target: Message | None,
+    payment: PaymentRow,
+    item: Plan | Package,
+) -> bool:
+    opened = await actor.app.actors.ask(PAYMENT, payment.id, OpenCheckout(actor.id))
+    if opened.url is None:
+        await actor.answer(query, actor.t(opened.error or "pay.error.retry"))
+        if isinstance(item, Plan):  # show what can be used instead
+            await show_plan(actor, target, item.id)
+        else:
+            await show_package(actor, target, item.id)
+        return True
+    back = f"plan:{item.id}" if isinstance(item, Plan) else f"pkg:{item.id}"
+    screen = screens.checkout_screen(actor.app.texts, actor.lang, payment, opened.url, back)
+    await actor.show(target, screen)
+    return False
+
+
+async def check_payment(actor: UserActor, query: CallbackQuery, payment_id: str) -> None:
+    """``chk:<payment>``: "I paid — check" asks the provider now."""
+    verdict = await actor.app.actors.ask(PAYMENT, payment_id, CheckNow(actor.id))
+    if verdict == "pay.error.not_found":
+        raise NotFound(payment_id)
+    await actor.answer(query, actor.t(verdict))
 
 
 def _new_payment(actor: UserActor, item: Plan | Package, method: Method) -> NewPayment:

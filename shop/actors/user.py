@@ -301,8 +301,17 @@ async def _show_help(actor: UserActor, target: Message | None) -> None:
 
 async def _pay(
     actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> None:
-    await shopping.start_payment(actor, target, args)
+) -> bool:
+    return await shopping.start_payment(actor, query, target, args)
+
+
+async def _check(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    if len(args) != 1:
+        raise NotFound(":".join(args))
+    await shopping.check_payment(actor, query, args[0])
+    return True
 
 
 async def _confirm(
@@ -331,6 +340,7 @@ _BUTTONS: dict[str, Button] = {
     "pkg": _with_argument(shopping.show_package),
     "pay": _pay,
     "conf": _confirm,
+    "chk": _check,
     "trial": _trial,
     "sub": _simple(shopping.show_subscription),
     "bal": _simple(shopping.show_balance),

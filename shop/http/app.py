@@ -8,6 +8,7 @@ from quart_trio import QuartTrio
 from ..app import App
 from ..errors import StoreUnavailable
 from .admin import admin_api
+from .webhooks import webhooks
 
 
 def create_app(app: App) -> QuartTrio:
@@ -31,5 +32,15 @@ def create_app(app: App) -> QuartTrio:
     async def metrics() -> Response:
         return Response(app.metrics.render(), content_type="text/plain; version=0.0.4")
 
+    @web.get("/payments/return")
+    async def payment_return() -> Response:
+        # Where a provider's page sends the customer after paying.
+        page = (
+            "<!doctype html><meta charset=utf-8><title>Payment</title>"
+            "<p>Thank you. You can close this page and return to Telegram.</p>"
+        )
+        return Response(page, content_type="text/html; charset=utf-8")
+
     web.register_blueprint(admin_api(app))
+    web.register_blueprint(webhooks(app))
     return web

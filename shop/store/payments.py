@@ -52,12 +52,14 @@ class PaymentRow:
     telegram_payment_charge_id: str | None
     provider_payment_id: str | None
     idempotency_key: str
+    checkout_url: str | None
+    checks: int
 
 
 _COLUMNS = (
     "id, telegram_id, provider, product_kind, product_id, title, days, credit, amount,"
     " currency, recurring, parent_id, status, created_at, expires_at, completed_at,"
-    " telegram_payment_charge_id, provider_payment_id, idempotency_key"
+    " telegram_payment_charge_id, provider_payment_id, idempotency_key, checkout_url, checks"
 )
 
 
@@ -167,6 +169,7 @@ def fulfil(conn: Connection, payment_id: str, charge: Charge, now: dt.datetime) 
     with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
         cur.execute(
             "UPDATE payments SET status = 'completed', updated_at = %s, completed_at = %s,"
+            " next_check_at = NULL,"
             " telegram_payment_charge_id = COALESCE(%s, telegram_payment_charge_id),"
             " provider_payment_id = COALESCE(provider_payment_id, %s),"
             " paid_amount = %s, paid_currency = %s"
@@ -304,13 +307,106 @@ def refund(conn: Connection, payment_id: str, now: dt.datetime) -> Refund | None
     return Refund(payment, _language(conn, payment.telegram_id), subscription, taken)
 
 
-def expire(conn: Connection, payment_id: str, now: dt.datetime) -> bool:
+def close(conn: Connection, payment_id: str, status: str, now: dt.datetime) -> bool:
+    """pending -> canceled | expired (no money was taken); False if it was not pending."""
+    assert status in ("canceled", "expired")
     row = conn.execute(
-        "UPDATE payments SET status = 'expired', updated_at = %s"
-        " WHERE id = %s AND status = 'pending' AND expires_at <= %s RETURNING 1",
-        (now, payment_id, now),
+        "UPDATE payments SET status = %s, updated_at = %s, next_check_at = NULL"
+        " WHERE id = %s AND status = 'pending' RETURNING 1",
+        (status, now, payment_id),
     ).fetchone()
     return row is not None
+
+
+# -- external providers ------------------------------------------------------------------
+
+#: When a pending payment is asked about, counted from its creation; then hourly until
+#: it stops being payable.
+CHECKS_AFTER = tuple(dt.timedelta(minutes=m) for m in (1, 2, 5, 15, 60))
+#: A claimed check is not handed out again for this long (another instance, a retry).
+CHECK_LEASE = dt.timedelta(minutes=5)
+
+
+def check_times(created_at: dt.datetime, expires_at: dt.datetime) -> list[dt.datetime]:
+    """When a pending payment is asked about: 1, 2, 5, 15, 60 minutes after creation, then
+    hourly, then one last time when it stops being payable."""
+    times = [created_at + after for after in CHECKS_AFTER]
+    hourly = created_at + dt.timedelta(hours=2)
+    while hourly < expires_at:
+        times.append(hourly)
+        hourly += dt.timedelta(hours=1)
+    return [t for t in times if t < expires_at] + [expires_at]
+
+
+def open_checkout(
+    conn: Connection,
+    payment_id: str,
+    provider_payment_id: str,
+    url: str,
+    first_check: dt.datetime,
+) -> None:
+    conn.execute(
+        "UPDATE payments SET provider_payment_id = %s, checkout_url = %s, next_check_at = %s"
+        " WHERE id = %s AND status = 'pending'",
+        (provider_payment_id, url, first_check, payment_id),
+    )
+
+
+def reusable(
+    conn: Connection,
+    telegram_id: int,
+    provider: str,
+    product_kind: str,
+    product_id: str,
+    currency: str,
+    now: dt.datetime,
+) -> PaymentRow | None:
+    """A pending payment for the same thing by the same method: pressing "pay" again
+    reuses it, and its idempotency key, rather than opening a second one."""
+    with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE telegram_id = %s AND provider = %s"
+            " AND product_kind = %s AND product_id = %s AND currency = %s"
+            " AND status = 'pending' AND expires_at > %s + interval '1 hour'"
+            " ORDER BY created_at DESC LIMIT 1",
+            (telegram_id, provider, product_kind, product_id, currency, now),
+        )
+        return cur.fetchone()
+
+
+def schedule_check(conn: Connection, payment_id: str, checks: int, at: dt.datetime | None) -> None:
+    conn.execute(
+        "UPDATE payments SET checks = %s, next_check_at = %s WHERE id = %s",
+        (checks, at, payment_id),
+    )
+
+
+def claim_due_checks(conn: Connection, now: dt.datetime, limit: int) -> list[str]:
+    """Payments whose check is due, leased so no other instance takes them meanwhile."""
+    rows = conn.execute(
+        "UPDATE payments SET next_check_at = %s WHERE id IN ("
+        " SELECT id FROM payments WHERE next_check_at <= %s AND status = 'pending'"
+        " ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+        (now + CHECK_LEASE, now, limit),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def next_check(conn: Connection) -> dt.datetime | None:
+    row = conn.execute(
+        "SELECT min(next_check_at) FROM payments WHERE status = 'pending'"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def note_problem(
+    conn: Connection, payment_id: str, problem: str, amount: int | None, currency: str | None
+) -> None:
+    conn.execute(
+        "UPDATE payments SET problem = %s, paid_amount = COALESCE(%s, paid_amount),"
+        " paid_currency = COALESCE(%s, paid_currency) WHERE id = %s",
+        (problem, amount, currency, payment_id),
+    )
 
 
 def history(
