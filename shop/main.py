@@ -14,7 +14,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -150,7 +150,7 @@ async def serve_shop(
                     async with trio.open_nursery() as intake:
                         urls = await intake.start(serve_http, app, http_stop)
                         intake.start_soon(poller.run, stop)
-                        await services.start(run_reconciler, app)
+                        intake.start_soon(_until, stop, run_reconciler, app)
                         task_status.started(Running(app, urls))
                         await stop.wait()
                         log.info(
@@ -165,6 +165,14 @@ async def serve_shop(
         if hard_stop.cancelled_caught:
             log.warning("grace period over: stopped with work unfinished")
     log.info("stopped")
+
+
+async def _until(stop: trio.Event, run: Callable[..., Awaitable[object]], *args: object) -> None:
+    """Run ``run(*args)`` until ``stop`` is set."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, *args)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
 
 
 async def _report_blocked(actors: Registry, chat_id: int) -> None:

@@ -161,7 +161,7 @@ def shop_at(clean_database: str, busy_hook):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def start(**kwargs: Any) -> AsyncIterator[Any]:
         clock = kwargs.pop("clock", None) or TrioClock.starting_at(START)
-        with trio.fail_after(36_000):  # virtual seconds
+        with trio.fail_after(30 * 86_400):  # virtual seconds: a guard against hangs
             async with running_shop(
                 clean_database, clock=clock, on_busy=busy_hook, **kwargs
             ) as shop:

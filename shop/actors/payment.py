@@ -255,14 +255,15 @@ class PaymentActor:
         payment = self.payment
         if payment is None or payment.status != "pending":
             return
-        done = payment.checks + 1
-        times = payments.check_times(payment.created_at, payment.expires_at)
         now = self.app.clock.now()
-        if done < len(times):
-            await self.app.store.run(payments.schedule_check, self.id, done, times[done])
-        elif now >= payment.expires_at:
+        times = payments.check_times(payment.created_at, payment.expires_at)
+        upcoming = next((at for at in times if at > now), None)
+        if upcoming is not None:
+            await self.app.store.run(payments.schedule_check, self.id, payment.checks + 1, upcoming)
+            self.app.checks_due.poke()  # it may be sooner than the lease the reconciler saw
+        else:
             await self.app.store.run(payments.close, self.id, "expired", now)
-            await self._reload()
+        await self._reload()
 
     async def _provider_event(self, received: ProviderEventReceived) -> None:
         event, outcome = received.event, "ignored"

@@ -18,8 +18,6 @@ import logging
 import math
 from typing import NoReturn
 
-import trio
-
 from ..app import App
 from ..errors import StoreUnavailable
 from ..payments.base import MalformedWebhook
@@ -34,10 +32,7 @@ BATCH = 100
 REPLAY_WINDOW = dt.timedelta(days=7)
 
 
-async def run_reconciler(
-    app: App, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> NoReturn:
-    task_status.started()
+async def run_reconciler(app: App) -> NoReturn:
     await _replay_stored_events(app)
     while True:
         try:

@@ -18,14 +18,15 @@ def record(
 ) -> tuple[int | None, str | None]:
     """Store an event once: (its row id, or None for a duplicate; our payment reference).
 
-    The reference is the event's own, or the payment that has ``provider_payment_id``.
+    The reference is the event's own, or that of the payment with ``provider_payment_id``;
+    None when no payment of ours matches.
     """
-    if reference is None and provider_payment_id is not None:
-        row = conn.execute(
-            "SELECT id FROM payments WHERE provider = %s AND provider_payment_id = %s",
-            (provider, provider_payment_id),
-        ).fetchone()
-        reference = str(row[0]) if row else None
+    row = conn.execute(
+        "SELECT id FROM payments WHERE provider = %s"
+        " AND (id = %s OR (%s::text IS NULL AND provider_payment_id = %s))",
+        (provider, reference, reference, provider_payment_id),
+    ).fetchone()
+    reference = str(row[0]) if row else None
     inserted = conn.execute(
         "INSERT INTO provider_events (provider, event_id, payment_id, body, received_at)"
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
