@@ -92,18 +92,20 @@ async def serve_shop(
     rng: random.Random | None = None,
     on_busy: BusyHook | None = None,
     on_update_handled: Callable[[float], None] | None = None,
+    store_timeout: float = 10.0,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole shop until ``stop`` is set, then shut down within the grace period.
 
-    ``on_update_handled`` also hears each update's latency (for ``bench/``).
+    ``on_update_handled`` also hears each update's latency (for ``bench/``);
+    ``store_timeout`` is how long to wait for a database connection.
     """
     assert config.telegram_token is not None
     rng = rng or random.Random()
     wall = clock or SystemClock()
     async with (
         open_database(config) as url,
-        open_store(url, on_busy=on_busy) as store,
+        open_store(url, on_busy=on_busy, timeout=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
         open_gateways(config, wall, rng) as gateways,
     ):

@@ -49,6 +49,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_latency = Histogram(
+            "shop_webhook_to_confirmation_seconds",
+            "Time from a provider webhook's arrival to the customer's confirmation being queued",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        #: when a list, every webhook latency is also appended here (for ``bench/``)
+        self.webhook_samples: list[float] | None = None
+
+    def webhook_confirmed(self, seconds: float) -> None:
+        self.webhook_latency.observe(seconds)
+        if self.webhook_samples is not None:
+            self.webhook_samples.append(seconds)
+
     def on_handled(self, kind: str, seconds: float, failed: bool) -> None:
         self.actor_handling.labels(kind).observe(seconds)
         if failed:

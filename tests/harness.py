@@ -67,6 +67,7 @@ async def running_shop(
     clock: WallClock | None = None,
     on_busy: BusyHook | None = None,
     seed: int = 1,
+    store_timeout: float = 10.0,
 ) -> AsyncIterator[Shop]:
     """Start a shop (and a fake Telegram unless given one); stop it gracefully after."""
     async with trio.open_nursery() as outer:
@@ -84,6 +85,7 @@ async def running_shop(
                     clock=clock,
                     rng=random.Random(seed),
                     on_busy=on_busy,
+                    store_timeout=store_timeout,
                     task_status=task_status,
                 )
             )

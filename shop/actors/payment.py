@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 import attrs
+import trio
 
 from ..app import App
 from ..errors import InsufficientBalance
@@ -41,6 +42,7 @@ from ..payments.base import (
 )
 from ..payments.gateways import Gateway
 from ..store import events, payments
+from ..store.batch import Batcher
 from ..store.payments import Charge, Grant, PaymentRow
 from . import notices
 from .runtime import Kind
@@ -99,6 +101,7 @@ class Opened:
 class ProviderEventReceived:
     event_row: int
     event: ProviderEvent
+    received: float = attrs.field(factory=trio.current_time)  # trio time of arrival
 
 
 @attrs.frozen
@@ -106,11 +109,17 @@ class Reconcile:
     pass
 
 
+Marker = Batcher[events.Handled, None]
+
+
 class PaymentActor:
-    def __init__(self, app: App, payment_id: str, payment: PaymentRow | None) -> None:
+    def __init__(
+        self, app: App, payment_id: str, payment: PaymentRow | None, marker: Marker
+    ) -> None:
         self.app = app
         self.id = payment_id
         self.payment = payment  # None: no such payment (a forged or stale reference)
+        self._marker = marker
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -277,9 +286,10 @@ class PaymentActor:
             outcome = await self._apply(
                 event.state, event.amount, event.currency, event.provider_payment_id
             )
-        await self.app.store.run(
-            events.processed, received.event_row, outcome, self.app.clock.now()
-        )
+        if outcome in ("fulfilled", "confirmed") and self._status() == "completed":
+            self.app.metrics.webhook_confirmed(trio.current_time() - received.received)
+        # Marks from many payments go to the database together (see store.batch).
+        await self._marker.submit(events.Handled(received.event_row, outcome, self.app.clock.now()))
 
     async def _ask_provider(self) -> bool:
         """Fetch the provider's view and act on it; False when the provider did not answer."""
@@ -357,7 +367,10 @@ class PaymentActor:
         return done is not None
 
     async def _after(self, grant: Grant | None) -> None:
-        await self._reload()
+        if grant is None or grant.payment.id != self.id:
+            await self._reload()
+        else:
+            self.payment = grant.payment  # as the fulfilling transaction left it
         if grant is not None:
             log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
             await notices.fulfilled(self.app, grant)
@@ -383,11 +396,14 @@ class PaymentActor:
         return self.app.gateways.get(self.payment.provider) if self.payment else None
 
     async def _reload(self) -> None:
-        self.payment = await self.app.store.run(payments.load, self.id)
+        self.payment = await self.app.store.run_statement(payments.load, self.id)
 
 
 def payment_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:
+    marker: Marker = Batcher(app.store, events.mark_handled)
+
     async def activate(payment_id: str) -> PaymentActor:
-        return PaymentActor(app, payment_id, await app.store.run(payments.load, payment_id))
+        payment = await app.store.run_statement(payments.load, payment_id)
+        return PaymentActor(app, payment_id, payment, marker)
 
     return Kind(KIND, activate, idle_timeout=idle_timeout)

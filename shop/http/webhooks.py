@@ -17,6 +17,7 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 
+import trio
 from quart import Blueprint, request
 from quart.typing import ResponseReturnValue
 
@@ -58,6 +59,7 @@ def webhooks(app: App) -> Blueprint:
 
     @hooks.route("/<name>", methods=["POST"])
     async def receive(name: str) -> ResponseReturnValue:
+        arrived = trio.current_time()
         gateway = app.gateways.get(name)
         if gateway is None:
             return {"error": "no such provider"}, 404
@@ -78,7 +80,7 @@ def webhooks(app: App) -> Blueprint:
             log.warning("%s webhook malformed: %s", name, exc)
             return {"error": "malformed body"}, 400
         try:
-            row, reference = await app.store.run(
+            row, reference = await app.store.run_statement(
                 events.record,
                 name,
                 event.event_id,
@@ -93,10 +95,11 @@ def webhooks(app: App) -> Blueprint:
             return {"ok": True, "duplicate": True}, 200
         if reference is None:
             log.warning("%s event %s names no payment of ours", name, event.event_id)
-            await app.store.run(events.processed, row, "unknown payment", app.clock.now())
+            handled = events.Handled(row, "unknown payment", app.clock.now())
+            await app.store.run_statement(events.mark_handled, [handled])
             return {"ok": True}, 200
         with contextlib.suppress(ShuttingDown):  # stored: the next start hands it over
-            await app.actors.tell(PAYMENT, reference, ProviderEventReceived(row, event))
+            await app.actors.tell(PAYMENT, reference, ProviderEventReceived(row, event, arrived))
         return {"ok": True}, 200
 
     return hooks

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+
+import attrs
 
 from .pool import Connection
 
@@ -19,27 +22,50 @@ def record(
     """Store an event once: (its row id, or None for a duplicate; our payment reference).
 
     The reference is the event's own, or that of the payment with ``provider_payment_id``;
-    None when no payment of ours matches.
+    None when no payment of ours matches. One statement.
     """
     row = conn.execute(
-        "SELECT id FROM payments WHERE provider = %s"
-        " AND (id = %s OR (%s::text IS NULL AND provider_payment_id = %s))",
-        (provider, reference, reference, provider_payment_id),
+        "WITH target AS (SELECT id FROM payments WHERE provider = %(provider)s"
+        "   AND (id = %(reference)s OR (%(reference)s::text IS NULL"
+        "        AND provider_payment_id = %(remote)s)) LIMIT 1),"
+        " stored AS (INSERT INTO provider_events"
+        "   (provider, event_id, payment_id, body, received_at)"
+        "   VALUES (%(provider)s, %(event)s, (SELECT id FROM target), %(body)s, %(now)s)"
+        "   ON CONFLICT (provider, event_id) DO NOTHING RETURNING id)"
+        " SELECT (SELECT id FROM stored), (SELECT id FROM target)",
+        {
+            "provider": provider,
+            "reference": reference,
+            "remote": provider_payment_id,
+            "event": event_id,
+            "body": body,
+            "now": now,
+        },
     ).fetchone()
-    reference = str(row[0]) if row else None
-    inserted = conn.execute(
-        "INSERT INTO provider_events (provider, event_id, payment_id, body, received_at)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
-        (provider, event_id, reference, body, now),
-    ).fetchone()
-    return (int(inserted[0]) if inserted else None), reference
+    assert row is not None
+    return (int(row[0]) if row[0] is not None else None), row[1]
 
 
-def processed(conn: Connection, event_row: int, outcome: str, now: dt.datetime) -> None:
+@attrs.frozen
+class Handled:
+    event_row: int
+    outcome: str
+    at: dt.datetime
+
+
+def mark_handled(conn: Connection, handled: Sequence[Handled]) -> list[None]:
+    """Mark many events handled in one statement (see ``store.batch``)."""
     conn.execute(
-        "UPDATE provider_events SET processed_at = %s, outcome = %s WHERE id = %s",
-        (now, outcome, event_row),
+        "UPDATE provider_events e SET processed_at = h.at, outcome = h.outcome"
+        " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS h(id, outcome, at)"
+        " WHERE e.id = h.id",
+        (
+            [h.event_row for h in handled],
+            [h.outcome for h in handled],
+            [h.at for h in handled],
+        ),
     )
+    return [None] * len(handled)
 
 
 def unprocessed(

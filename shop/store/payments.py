@@ -226,24 +226,29 @@ def fulfil_renewal(
 
 
 def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime) -> Grant:
-    conn.execute(
-        "INSERT INTO grants (payment_id, telegram_id, days, granted_at) VALUES (%s, %s, %s, %s)",
-        (payment.id, payment.telegram_id, payment.days, now),
-    )
     subscription = None
     if payment.product_kind == "plan":
         subscription = subscriptions.extend(
             conn, payment.telegram_id, payment.days, payment.product_id, now
         )
-        conn.execute(
-            "UPDATE grants SET expires_after = %s WHERE payment_id = %s",
-            (subscription.expires_at, payment.id),
-        )
     for currency, amount in payment.credit.items():
         ledger.credit(conn, payment.telegram_id, currency, amount, "topup", payment.id, now)
+    # The grant row last: its primary key backs up "at most once" for the whole transaction.
+    language = conn.execute(
+        "INSERT INTO grants (payment_id, telegram_id, days, granted_at, expires_after)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " RETURNING (SELECT language FROM customers WHERE telegram_id = grants.telegram_id)",
+        (
+            payment.id,
+            payment.telegram_id,
+            payment.days,
+            now,
+            subscription.expires_at if subscription else None,
+        ),
+    ).fetchone()
     return Grant(
         payment=payment,
-        language=_language(conn, payment.telegram_id),
+        language=str(language[0]) if language and language[0] else "en",
         subscription=subscription,
         balances=ledger.balances(conn, payment.telegram_id) if payment.credit else {},
     )

@@ -17,14 +17,15 @@ import trio
 import trio.testing
 
 from shop.clock import TrioClock
-from tests.conftest import START
+from tests.conftest import START, server_address, via_proxy
 from tests.customer import Customer
 from tests.fakes.providers import FakeCryptoPay, FakeHeleket, FakeStripe, FakeYooKassa
 from tests.fakes.providers import cryptopay as cp
 from tests.fakes.providers import heleket as hk
 from tests.fakes.providers import stripe as st
 from tests.fakes.providers import yookassa as yk
-from tests.harness import Shop
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.harness import Shop, running_shop
 
 ANN = 1001
 DAY = dt.timedelta(days=1)
@@ -370,3 +371,36 @@ async def providers_create(providers: Providers) -> str:
             payment_request(reference="not-ours", currency="USD", amount=349)
         )
     return checkout.provider_payment_id
+
+
+async def test_a_webhook_gets_503_while_the_database_is_down(
+    clean_database: str,
+    providers: Providers,
+    nursery: trio.Nursery,
+    busy_hook: Any,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    proxy = TcpProxy(server_address(clean_database))
+    port = await nursery.start(proxy.serve)
+    clock = TrioClock.starting_at(START)
+    async with running_shop(
+        via_proxy(clean_database, port),
+        providers.environ(),
+        clock=clock,
+        on_busy=busy_hook,
+        store_timeout=1.0,
+    ) as proxied:
+        # The test reads the database directly: a blocking query through the proxy, which
+        # runs in this very trio loop, would wait on itself.
+        shop = attrs.evolve(proxied, database_url=clean_database)
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        reference, session = await choose(ann, "stripe")
+        providers.stripe.pay(session)
+        headers, body = providers.stripe.webhook_for(session)
+        proxy.down()
+        answer = await deliver(shop, "stripe", headers, body)
+        assert answer.status_code == 503  # so that Stripe delivers it again later
+        assert shop.query("SELECT count(*) FROM provider_events") == [(0,)]
+        assert status(shop, reference) == "pending"
+        proxy.up()
