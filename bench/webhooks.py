@@ -21,7 +21,6 @@ import hmac
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,24 @@ from tests.fakes.telegram import TOKEN  # noqa: E402
 
 WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
 CUSTOMERS = 1000
+
+
+class Samples(list[float]):
+    """Latencies as the shop reports them; ``reach(n)`` waits until there are ``n``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._goal, self._reached = 0, trio.Event()
+
+    def append(self, value: float) -> None:
+        super().append(value)
+        if len(self) >= self._goal:
+            self._reached.set()
+
+    async def reach(self, goal: int) -> None:
+        self._goal, self._reached = goal, trio.Event()
+        if len(self) < goal:
+            await self._reached.wait()
 
 
 def stripe_event(session: str, reference: str) -> bytes:
@@ -109,7 +126,8 @@ async def main():
         async with trio.open_nursery() as n:
             for i, (body, headers) in enumerate(items):
                 if rate:
-                    await trio.sleep_until(trio.current_time() + max(0, start + i / rate - time.perf_counter()))
+                    wait = start + i / rate - time.perf_counter()
+                    await trio.sleep(max(0, wait))
                 else:
                     await sem.acquire(); sem.release()
                 n.start_soon(post, body, headers)
@@ -152,11 +170,11 @@ async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> lis
             lambda task_status: serve_shop(config, stop, task_status=task_status)
         )
         app, url = running.app, running.urls[0] + "/webhooks/stripe"
-        app.metrics.webhook_samples = samples = []
+        samples = Samples()
+        app.metrics.webhook_samples = samples
         items = [(body, signed(body)) for body in (stripe_event(s, r) for r, s in steady)]
         result = await load(url, args.rate, items)
-        while len(samples) < len(steady):
-            await trio.sleep(0.05)
+        await samples.reach(len(steady))
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
         lines.append(
             f"steady {args.rate:.0f}/s for {args.seconds:.0f} s: {len(samples)} confirmed;"
@@ -169,13 +187,13 @@ async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> lis
         started = time.perf_counter()
         result = await load(url, 0, items)
         answered = float(result["seconds"])  # type: ignore[arg-type]
-        while len(samples) < len(burst):
-            await trio.sleep(0.01)
+        await samples.reach(len(burst))
         fulfilled = time.perf_counter() - started
         lines.append(
             f"burst of {len(burst)}: answered at {len(burst) / answered:.0f} webhooks/s,"
             f" all fulfilled at {len(burst) / fulfilled:.0f} webhooks/s;"
-            f" p50 {percentile(samples, 0.5) * 1000:.1f} ms, p99 {percentile(samples, 0.99) * 1000:.1f} ms"
+            f" p50 {percentile(samples, 0.5) * 1000:.1f} ms,"
+            f" p99 {percentile(samples, 0.99) * 1000:.1f} ms"
         )
         print(lines[-1], flush=True)
         async with httpx.AsyncClient(base_url=fake_url) as fake:

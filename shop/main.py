@@ -105,7 +105,7 @@ async def serve_shop(
     wall = clock or SystemClock()
     async with (
         open_database(config) as url,
-        open_store(url, on_busy=on_busy, timeout=store_timeout) as store,
+        open_store(url, on_busy=on_busy, patience=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
         open_gateways(config, wall, rng) as gateways,
     ):

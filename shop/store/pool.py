@@ -117,11 +117,11 @@ def _reason(exc: Exception) -> str:
 
 @asynccontextmanager
 async def open_store(
-    url: str, *, size: int = 10, on_busy: BusyHook | None = None, timeout: float = 10.0
+    url: str, *, size: int = 10, on_busy: BusyHook | None = None, patience: float = 10.0
 ) -> AsyncIterator[Store]:
     """Open a pool of ``size`` connections for the lifetime of the block.
 
-    ``timeout``: how long a unit of work waits for a connection before the database
+    ``patience``: how long a unit of work waits for a connection before the database
     counts as unreachable.
     """
     pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
@@ -131,9 +131,9 @@ async def open_store(
         open=False,
         kwargs={"autocommit": True},
         name="shop",
-        timeout=timeout,
+        timeout=patience,
     )
-    store = Store(pool, url, on_busy=on_busy, timeout=timeout)
+    store = Store(pool, url, on_busy=on_busy, timeout=patience)
     # Opening does not wait for connections: a database that is down at start is
     # reported by the first unit of work (and by /readyz), not by a hang here.
     await store.in_thread(pool.open)
