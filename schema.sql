@@ -152,3 +152,31 @@ CREATE TABLE IF NOT EXISTS provider_events (
 CREATE INDEX IF NOT EXISTS provider_events_unprocessed ON provider_events (received_at)
     WHERE processed_at IS NULL;
 CREATE INDEX IF NOT EXISTS provider_events_by_age ON provider_events (received_at);
+
+-- Scheduled jobs: one row per (job, slot) that ran or is running. Claiming a slot is an
+-- INSERT that only one instance wins, so a slot never runs twice.
+CREATE TABLE IF NOT EXISTS job_runs (
+    job          TEXT NOT NULL,
+    slot         TIMESTAMPTZ NOT NULL,  -- the scheduled instant, in UTC
+    claimed_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ,
+    outcome      TEXT,
+    PRIMARY KEY (job, slot)
+);
+
+-- Messages the shop owes a customer about their subscription (expiry, reminders,
+-- auto-renewal), at most one of each kind per subscription period. Written in the same
+-- statement that decides them, handed to the outbox afterwards (sent_at), so a crash in
+-- between delays a notice but never loses or repeats it.
+CREATE TABLE IF NOT EXISTS notices (
+    telegram_id  BIGINT NOT NULL REFERENCES customers (telegram_id),
+    kind         TEXT NOT NULL,  -- expired, remind_3d, remind_1d, remind_0d, renewed, renew_failed
+    period       INTEGER NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    sent_at      TIMESTAMPTZ,
+    detail       JSONB NOT NULL DEFAULT '{}',
+    PRIMARY KEY (telegram_id, kind, period)
+);
+CREATE INDEX IF NOT EXISTS notices_unsent ON notices (created_at) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS subscriptions_by_expiry ON subscriptions (expires_at)
+    WHERE status = 'active' AND NOT lifetime;

@@ -283,6 +283,24 @@ VARIABLES: tuple[Var, ...] = (
     Var("HELEKET_MERCHANT", "Heleket merchant id (enables Heleket with the API key)", text),
     Var("HELEKET_API_KEY", "Heleket payment API key", text, secret=True),
     Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
+    Var("SCHEDULE_EXPIRY", "cron: mark ended subscriptions expired", cron, default="0 7 * * *"),
+    Var(
+        "SCHEDULE_REMINDERS", "cron: expiry reminders and auto-renewal", cron, default="0 10 * * *"
+    ),
+    Var(
+        "SCHEDULE_SWEEP",
+        "cron: stale pending payments and other hourly work",
+        cron,
+        default="0 * * * *",
+    ),
+    Var("SCHEDULE_CLEANUP_STATE", "cron: forget old conversation state", cron, default="0 2 * * *"),
+    Var("SCHEDULE_CLEANUP_EVENTS", "cron: delete old provider events", cron, default="0 3 * * *"),
+    Var(
+        "PAYMENT_EVENT_RETENTION_DAYS",
+        "days stored provider webhooks are kept",
+        integer(1, 36_500),
+        default="90",
+    ),
     Var(
         "ADMIN_IDS",
         "Telegram user ids of operators, comma-separated (exempt from limits)",
@@ -327,6 +345,12 @@ class Config:
     heleket_merchant: str | None
     heleket_api_key: str | None
     heleket_api_url: str
+    schedule_expiry: str
+    schedule_reminders: str
+    schedule_sweep: str
+    schedule_cleanup_state: str
+    schedule_cleanup_events: str
+    payment_event_retention_days: int
 
     @property
     def payment_providers(self) -> tuple[str, ...]:

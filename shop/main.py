@@ -21,10 +21,12 @@ from functools import partial
 import attrs
 import trio
 
+from .actors.jobs import default_jobs
 from .actors.payment import payment_kind
 from .actors.poller import Poller
 from .actors.reconciler import run_reconciler
 from .actors.runtime import Registry, open_registry
+from .actors.timer import Job, run_timer
 from .actors.user import KIND as USER
 from .actors.user import MarkBlocked, user_kind
 from .app import App
@@ -93,6 +95,7 @@ async def serve_shop(
     on_busy: BusyHook | None = None,
     on_update_handled: Callable[[float], None] | None = None,
     store_timeout: float = 10.0,
+    jobs: Sequence[Job] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole shop until ``stop`` is set, then shut down within the grace period.
@@ -153,6 +156,9 @@ async def serve_shop(
                         urls = await intake.start(serve_http, app, http_stop)
                         intake.start_soon(poller.run, stop)
                         intake.start_soon(_until, stop, run_reconciler, app)
+                        intake.start_soon(
+                            _until, stop, run_timer, app, jobs or default_jobs(config)
+                        )
                         task_status.started(Running(app, urls))
                         await stop.wait()
                         log.info(

@@ -195,6 +195,7 @@ def subscription_screen(
     zone: ZoneInfo,
     access: str | None,
     plan_title: str | None,
+    auto_renew: bool = False,
 ) -> Screen:
     if subscription is None:
         text = t(lang, "sub.none")
@@ -209,7 +210,11 @@ def subscription_screen(
     if access:
         text += "\n\n" + access
     action = "btn.renew" if subscription is not None else "btn.buy"
-    return Screen("sub", text, keyboard([button(t(lang, action), "buy")], back(t, lang)))
+    rows = [[button(t(lang, action), "buy")]]
+    if subscription is not None and not subscription.lifetime:
+        toggle = ("btn.autorenew_on", "auto:0") if auto_renew else ("btn.autorenew_off", "auto:1")
+        rows.append([button(t(lang, toggle[0]), toggle[1])])
+    return Screen("sub", text, keyboard(*rows, back(t, lang)))
 
 
 def balance_screen(

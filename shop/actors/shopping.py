@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
 from ..errors import AskTimeout, NotFound, TelegramError
 from ..money import STARS
-from ..store import ledger, payments, subscriptions
+from ..store import customers, ledger, payments, subscriptions
 from ..store.payments import NewPayment, PaymentRow
 from ..telegram.formatting import money, when
 from ..telegram.keyboards import keyboard, link
@@ -251,6 +251,7 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
     if subscription is not None and subscription.active(app.clock.now()):
         access = await app.fulfilment.access_text(actor.id, actor.lang)
     plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
+    auto_renew = await app.store.run(customers.auto_renew, actor.id)
     screen = screens.subscription_screen(
         app.texts,
         actor.lang,
@@ -259,8 +260,20 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
         app.config.timezone,
         access,
         plan.title(actor.lang) if plan else None,
+        auto_renew,
     )
     await actor.show(target, screen)
+
+
+async def switch_auto_renew(
+    actor: UserActor, query: CallbackQuery, target: Message | None, value: str
+) -> None:
+    """``auto:1`` / ``auto:0`` on My subscription."""
+    if value not in ("0", "1"):
+        raise NotFound(value)
+    await actor.app.store.run(customers.set_auto_renew, actor.id, value == "1")
+    await actor.answer(query, actor.t("autorenew.on" if value == "1" else "autorenew.off"))
+    await show_subscription(actor, target)
 
 
 async def take_trial(actor: UserActor, query: CallbackQuery, target: Message | None) -> None:

@@ -323,6 +323,15 @@ async def _confirm(
     return True
 
 
+async def _auto_renew(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    if len(args) != 1:
+        raise NotFound(":".join(args))
+    await shopping.switch_auto_renew(actor, query, target, args[0])
+    return True
+
+
 async def _trial(
     actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
 ) -> bool:
@@ -341,6 +350,7 @@ _BUTTONS: dict[str, Button] = {
     "pay": _pay,
     "conf": _confirm,
     "chk": _check,
+    "auto": _auto_renew,
     "trial": _trial,
     "sub": _simple(shopping.show_subscription),
     "bal": _simple(shopping.show_balance),
