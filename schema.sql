@@ -174,6 +174,8 @@ CREATE TABLE IF NOT EXISTS notices (
     period       INTEGER NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL,
     sent_at      TIMESTAMPTZ,
+    -- taken by a deliverer until then; after that another may retry (a crash)
+    claimed_until TIMESTAMPTZ,
     detail       JSONB NOT NULL DEFAULT '{}',
     PRIMARY KEY (telegram_id, kind, period)
 );

@@ -34,7 +34,7 @@ from .catalog import Catalog, load_catalog
 from .clock import SystemClock, WallClock
 from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
-from .fulfilment import NoFulfilment
+from .fulfilment import Fulfilment, NoFulfilment
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
@@ -96,6 +96,8 @@ async def serve_shop(
     on_update_handled: Callable[[float], None] | None = None,
     store_timeout: float = 10.0,
     jobs: Sequence[Job] | None = None,
+    fulfilment: Fulfilment | None = None,
+    poll_timeout: int = 50,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole shop until ``stop`` is set, then shut down within the grace period.
@@ -136,7 +138,7 @@ async def serve_shop(
                         outbox=outbox,
                         texts=load_texts(),
                         catalog=catalog or load_catalog(config.shop_catalog),
-                        fulfilment=NoFulfilment(),
+                        fulfilment=fulfilment or NoFulfilment(),
                         gateways=gateways,
                         checks_due=Wakeup(),
                     )
@@ -149,7 +151,13 @@ async def serve_shop(
                             on_update_handled(seconds)
 
                     poller = Poller(
-                        bot, store, actors, app.clock, rng=rng, on_handled=update_handled
+                        bot,
+                        store,
+                        actors,
+                        app.clock,
+                        rng=rng,
+                        on_handled=update_handled,
+                        poll_timeout=poll_timeout,
                     )
                     http_stop = trio.Event()
                     async with trio.open_nursery() as intake:

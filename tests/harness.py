@@ -4,16 +4,18 @@ and a fake Telegram Bot API server speaking the real protocol."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 import psycopg
 import trio
 
+from shop.actors.timer import Job
 from shop.app import App
 from shop.clock import WallClock
 from shop.config import load_config
+from shop.fulfilment import Fulfilment
 from shop.main import serve_shop
 from shop.store.pool import BusyHook
 from tests.fakes.telegram import TOKEN, FakeTelegram
@@ -47,9 +49,9 @@ def shop_environ(database_url: str, telegram_url: str, **extra: str) -> dict[str
 
 @asynccontextmanager
 async def fake_telegram(
-    clock: WallClock | None = None, *, bot_id: int = 777000111
+    clock: WallClock | None = None, *, bot_id: int = 777000111, long_poll_max: int = 50
 ) -> AsyncIterator[tuple[FakeTelegram, str]]:
-    telegram = FakeTelegram(clock=clock, bot_id=bot_id)
+    telegram = FakeTelegram(clock=clock, bot_id=bot_id, long_poll_max=long_poll_max)
     async with trio.open_nursery() as nursery:
         base_url = await nursery.start(telegram.serve)
         try:
@@ -68,11 +70,14 @@ async def running_shop(
     on_busy: BusyHook | None = None,
     seed: int = 1,
     store_timeout: float = 10.0,
+    jobs: Sequence[Job] | None = None,
+    fulfilment: Fulfilment | None = None,
+    poll_timeout: int = 50,
 ) -> AsyncIterator[Shop]:
     """Start a shop (and a fake Telegram unless given one); stop it gracefully after."""
     async with trio.open_nursery() as outer:
         if telegram is None:
-            fake = FakeTelegram(clock=clock)
+            fake = FakeTelegram(clock=clock, long_poll_max=max(50, poll_timeout))
             telegram = fake, await outer.start(fake.serve)
         fake, telegram_url = telegram
         config = load_config(shop_environ(database_url, telegram_url, **(environ or {})))
@@ -86,6 +91,9 @@ async def running_shop(
                     rng=random.Random(seed),
                     on_busy=on_busy,
                     store_timeout=store_timeout,
+                    jobs=jobs,
+                    fulfilment=fulfilment,
+                    poll_timeout=poll_timeout,
                     task_status=task_status,
                 )
             )

@@ -133,7 +133,7 @@ async def _renew(app: App, telegram_id: int, plan_id: str | None) -> bool:
 async def deliver_notices(app: App) -> int:
     """Hand every owed notice to the outbox (bulk lane), oldest first; returns how many."""
     delivered = 0
-    while batch := await app.store.run(notices.unsent, NOTICE_BATCH):
+    while batch := await app.store.run(notices.claim_unsent, app.clock.now(), NOTICE_BATCH):
         for notice in batch:
             if notice.stale or notice.blocked:
                 continue  # renewed meanwhile, or they blocked the bot: nothing to say

@@ -66,7 +66,7 @@ class Poller:
         clock: WallClock,
         *,
         rng: random.Random | None = None,
-        poll_timeout: int = 30,
+        poll_timeout: int = 50,
         max_in_flight: int = 1000,
         on_handled: Callable[[float], None] | None = None,
     ) -> None:

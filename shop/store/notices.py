@@ -124,15 +124,32 @@ class Notice:
         return self.status != "active"
 
 
-def unsent(conn: Connection, limit: int) -> list[Notice]:
+#: How long a deliverer holds the notices it took before another may retry them.
+CLAIM_LEASE = dt.timedelta(minutes=10)
+
+
+def claim_unsent(conn: Connection, now: dt.datetime, limit: int) -> list[Notice]:
+    """Take up to ``limit`` notices to deliver, oldest first.
+
+    Each is leased to this caller, so two deliverers (two jobs at once, two instances)
+    never hand the same notice over twice; one that crashed leaves it to the next after
+    the lease.
+    """
     with conn.cursor(row_factory=class_row(Notice)) as cur:
         cur.execute(
-            "SELECT n.telegram_id, n.kind, n.period, n.detail, c.language, c.blocked,"
+            "WITH taken AS ("
+            " UPDATE notices SET claimed_until = %(lease)s"
+            " WHERE (telegram_id, kind, period) IN ("
+            "  SELECT telegram_id, kind, period FROM notices WHERE sent_at IS NULL"
+            "  AND (claimed_until IS NULL OR claimed_until < %(now)s)"
+            "  ORDER BY created_at, telegram_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " RETURNING telegram_id, kind, period, detail, created_at)"
+            " SELECT n.telegram_id, n.kind, n.period, n.detail, c.language, c.blocked,"
             " s.period AS current_period, s.status, s.expires_at"
-            " FROM notices n JOIN customers c ON c.telegram_id = n.telegram_id"
+            " FROM taken n JOIN customers c ON c.telegram_id = n.telegram_id"
             " LEFT JOIN subscriptions s ON s.telegram_id = n.telegram_id"
-            " WHERE n.sent_at IS NULL ORDER BY n.created_at, n.telegram_id LIMIT %s",
-            (limit,),
+            " ORDER BY n.created_at, n.telegram_id",
+            {"lease": now + CLAIM_LEASE, "now": now, "limit": limit},
         )
         return cur.fetchall()
 

@@ -49,6 +49,7 @@ class Store:
         self._on_busy = on_busy
         self._timeout = timeout
         self._in_flight = 0
+        self.units = 0  # units of work run so far (what an idle shop must not add to)
 
     async def run(self, fn: Callable[Concatenate[Connection, P], T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction on a worker thread."""
@@ -71,6 +72,7 @@ class Store:
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on a worker thread (one hop; tells ``on_busy``)."""
+        self.units += 1
         self._enter()
         try:
             return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)

@@ -161,7 +161,11 @@ class FakeTelegram:
         username: str = "shop_test_bot",
         clock: WallClock | None = None,
         history: bool = True,
+        long_poll_max: int = 50,
     ) -> None:
+        # Telegram holds a long poll at most 50 s (LONG_POLL_MAX_TIMEOUT); tests that pass
+        # days of mock time may allow more, so the shop does not poll thousands of times.
+        self.long_poll_max = long_poll_max
         self.token = token
         self.bot_id = bot_id
         self.username = username
@@ -584,7 +588,7 @@ class FakeTelegram:
         self._abort_poll(TERMINATED)
         offset = _int(params, "offset", 0)
         limit = min(max(_int(params, "limit", 100), 1), 100)
-        timeout = min(max(_int(params, "timeout", 0), 0), 50)  # LONG_POLL_MAX_TIMEOUT
+        timeout = min(max(_int(params, "timeout", 0), 0), self.long_poll_max)
         self._set_allowed(params)
         if offset > 0:
             self.confirmed_offset = max(self.confirmed_offset, offset)

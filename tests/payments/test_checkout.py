@@ -74,7 +74,8 @@ async def providers(nursery: trio.Nursery) -> Providers:
 def shop_with(shop_at: Any, providers: Providers) -> Any:
     @asynccontextmanager
     async def start(**environ: str) -> AsyncIterator[Shop]:
-        async with shop_at(environ=providers.environ() | environ) as shop:
+        # Long polls of up to a day: the tests pass hours of mock time cheaply.
+        async with shop_at(environ=providers.environ() | environ, poll_timeout=86_400) as shop:
             yield shop
 
     return start
