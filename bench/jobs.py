@@ -1,0 +1,116 @@
+"""Benchmark: the daily jobs' database work on 100,000 subscriptions, 10,000 of them ending.
+
+Seeds a fresh database with ``--subscriptions`` active subscriptions: ``--ending`` have
+ended (the expiry job's work), as many end within three days (the reminder job's), the
+rest later. Then times, on a real PostgreSQL, what the expiry and reminder jobs ask of
+the database: the set-based statements that decide, and claiming and marking the
+notices they owe (handing messages to the outbox is left out: that is Telegram's pace).
+
+    python bench/jobs.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shop.store import notices  # noqa: E402
+from shop.store.schema import schema_text  # noqa: E402
+
+NOW = dt.datetime(2026, 6, 1, 7, 0, tzinfo=dt.UTC)
+
+
+def seed(conn: psycopg.Connection, total: int, ending: int) -> None:  # type: ignore[type-arg]
+    conn.execute(
+        "INSERT INTO customers (telegram_id, first_seen, last_seen, auto_renew)"
+        " SELECT id, %s, %s, id %% 50 = 0 FROM generate_series(1, %s) AS id",
+        (NOW, NOW, total),
+    )
+    conn.execute(
+        "INSERT INTO subscriptions (telegram_id, status, expires_at, plan_id, started_at,"
+        " updated_at)"
+        " SELECT id, 'active', CASE"
+        "   WHEN id <= %(ending)s THEN %(now)s - make_interval(mins => (id %% 600)::int)"
+        "   WHEN id <= 2 * %(ending)s THEN %(now)s + make_interval(hours => (id %% 72)::int)"
+        "   ELSE %(now)s + make_interval(days => 10 + (id %% 300)::int) END,"
+        " 'm1', %(now)s - interval '30 days', %(now)s FROM generate_series(1, %(total)s) AS id",
+        {"ending": ending, "now": NOW, "total": total},
+    )
+    conn.execute("ANALYZE")
+
+
+def timed(label: str, work: object, results: list[str]) -> float:
+    started = time.perf_counter()
+    outcome = work() if callable(work) else work
+    seconds = time.perf_counter() - started
+    results.append(f"{label:44} {seconds * 1000:8.0f} ms  ({outcome})")
+    print(results[-1], flush=True)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscriptions", type=int, default=100_000)
+    parser.add_argument("--ending", type=int, default=10_000)
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgresql://127.0.0.1/postgres")
+    )
+    args = parser.parse_args()
+    name = f"shop_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(args.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    results: list[str] = []
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(schema_text().encode())
+            seed(conn, args.subscriptions, args.ending)
+
+            def deliver_all() -> int:
+                delivered = 0
+                while batch := notices.claim_unsent(conn, NOW, 200):
+                    notices.mark_sent(conn, batch, NOW)
+                    delivered += len(batch)
+                return delivered
+
+            total = 0.0
+            with conn.transaction():
+                total += timed(
+                    "expiry: mark ended, owe notices",
+                    lambda: notices.expire_ended(conn, NOW),
+                    results,
+                )
+            total += timed("expiry: claim and mark every notice", deliver_all, results)
+            later = NOW + dt.timedelta(hours=3)
+            with conn.transaction():
+                total += timed(
+                    "reminders: claim auto-renewals",
+                    lambda: len(notices.claim_renewals(conn, later)),
+                    results,
+                )
+            with conn.transaction():
+                total += timed(
+                    "reminders: owe 3-day/1-day/same-day",
+                    lambda: notices.owe_reminders(conn, later, "UTC"),
+                    results,
+                )
+            total += timed("reminders: claim and mark every notice", deliver_all, results)
+            results.append(f"{'all of it':44} {total * 1000:8.0f} ms")
+    finally:
+        with psycopg.connect(args.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    print("\n".join(results))
+
+
+if __name__ == "__main__":
+    main()
