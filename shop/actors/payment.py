@@ -171,6 +171,9 @@ class PaymentActor:
                 self.id,
             )
             return
+        if paid.currency != payment.currency or paid.amount < payment.amount:
+            await self._mismatch(paid.amount, paid.currency)  # pre-checkout would not allow it
+            return
         charge = Charge(paid.amount, paid.currency, telegram_charge_id=paid.charge_id)
         if payment.recurring and payment.status != "pending":
             # A renewal of a Stars subscription: a new payment per charge id, granted once.
