@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -24,8 +22,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import bench_database  # noqa: E402
 from shop.store import notices  # noqa: E402
-from shop.store.schema import schema_text  # noqa: E402
 
 NOW = dt.datetime(2026, 6, 1, 7, 0, tzinfo=dt.UTC)
 
@@ -62,53 +60,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--ending", type=int, default=10_000)
-    parser.add_argument(
-        "--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgresql://127.0.0.1/postgres")
-    )
     args = parser.parse_args()
-    name = f"shop_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
     results: list[str] = []
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(schema_text().encode())
-            seed(conn, args.subscriptions, args.ending)
+    with bench_database() as url, psycopg.connect(url, autocommit=True) as conn:
+        seed(conn, args.subscriptions, args.ending)
 
-            def deliver_all() -> int:
-                delivered = 0
-                while batch := notices.claim_unsent(conn, NOW, 200):
-                    notices.mark_sent(conn, batch, NOW)
-                    delivered += len(batch)
-                return delivered
+        def deliver_all() -> int:
+            delivered = 0
+            while batch := notices.claim_unsent(conn, NOW, 200):
+                notices.mark_sent(conn, batch, NOW)
+                delivered += len(batch)
+            return delivered
 
-            total = 0.0
+        later = NOW + dt.timedelta(hours=3)
+        steps = [
+            ("expiry: mark ended, owe notices", lambda: notices.expire_ended(conn, NOW)),
+            ("expiry: claim and mark every notice", deliver_all),
+            ("reminders: claim auto-renewals", lambda: len(notices.claim_renewals(conn, later))),
+            (
+                "reminders: owe 3-day/1-day/same-day",
+                lambda: notices.owe_reminders(conn, later, "UTC"),
+            ),
+            ("reminders: claim and mark every notice", deliver_all),
+        ]
+        total = 0.0
+        for label, step in steps:
             with conn.transaction():
-                total += timed(
-                    "expiry: mark ended, owe notices",
-                    lambda: notices.expire_ended(conn, NOW),
-                    results,
-                )
-            total += timed("expiry: claim and mark every notice", deliver_all, results)
-            later = NOW + dt.timedelta(hours=3)
-            with conn.transaction():
-                total += timed(
-                    "reminders: claim auto-renewals",
-                    lambda: len(notices.claim_renewals(conn, later)),
-                    results,
-                )
-            with conn.transaction():
-                total += timed(
-                    "reminders: owe 3-day/1-day/same-day",
-                    lambda: notices.owe_reminders(conn, later, "UTC"),
-                    results,
-                )
-            total += timed("reminders: claim and mark every notice", deliver_all, results)
-            results.append(f"{'all of it':44} {total * 1000:8.0f} ms")
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                total += timed(label, step, results)
+        results.append(f"{'all of it':44} {total * 1000:8.0f} ms")
     print("\n".join(results))
 
 

@@ -15,54 +15,20 @@ The outbox sends the replies meanwhile, at ``--send-rate`` messages a second (de
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import socket
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import bench_database, fake_bot_api, percentile  # noqa: E402
 from shop.config import load_config  # noqa: E402
 from shop.main import serve_shop  # noqa: E402
 from tests.fakes.telegram import TOKEN  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_fake() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.telegram", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/_fake/stats", timeout=1)
-            return proc, base
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise SystemExit("the fake Bot API server did not start")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> list[str]:
@@ -124,23 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--send-rate", type=int, default=1000)
-    parser.add_argument(
-        "--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgresql://127.0.0.1/postgres")
-    )
     args = parser.parse_args()
-
-    name = f"shop_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    proc, fake_url = start_fake()
-    try:
+    with bench_database(schema=False) as database_url, fake_bot_api() as fake_url:
         lines = trio.run(run, args, database_url, fake_url)
-    finally:
-        proc.terminate()
-        proc.wait()
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     print("\n".join(lines))
 
 

@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import sys
 import time
@@ -32,7 +31,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.start_storm import free_port, percentile, start_fake  # noqa: E402
+from bench._support import bench_database, fake_bot_api, free_port, percentile  # noqa: E402
 from shop.config import load_config  # noqa: E402
 from shop.main import serve_shop  # noqa: E402
 from tests.fakes.telegram import TOKEN  # noqa: E402
@@ -208,26 +207,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--burst", type=int, default=3000)
-    parser.add_argument(
-        "--admin-url", default=os.environ.get("BENCH_ADMIN_URL", "postgresql://127.0.0.1/postgres")
-    )
     args = parser.parse_args()
-    name = f"shop_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    proc, fake_url = start_fake()
-    try:
-        from shop.store.schema import schema_text
-
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(schema_text().encode())
+    with bench_database() as database_url, fake_bot_api() as fake_url:
         lines = trio.run(run, args, database_url, fake_url)
-    finally:
-        proc.terminate()
-        proc.wait()
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     print("\n".join(lines))
 
 

@@ -173,7 +173,9 @@ async def _open_checkout(
     return False
 
 
-async def check_payment(actor: UserActor, query: CallbackQuery, payment_id: str) -> None:
+async def check_payment(
+    actor: UserActor, query: CallbackQuery, target: Message | None, payment_id: str
+) -> None:
     """``chk:<payment>``: "I paid — check" asks the provider now."""
     verdict = await actor.app.actors.ask(PAYMENT, payment_id, CheckNow(actor.id))
     if verdict == "pay.error.not_found":
@@ -231,7 +233,9 @@ async def _send_subscription_link(actor: UserActor, payment: PaymentRow) -> None
     await actor.show_new(screens.Screen("starsub", text, markup))
 
 
-async def confirm_balance(actor: UserActor, query: CallbackQuery, payment_id: str) -> None:
+async def confirm_balance(
+    actor: UserActor, query: CallbackQuery, target: Message | None, payment_id: str
+) -> None:
     """``conf:<payment>``: pay a pending balance payment (once, however often pressed)."""
     error = await actor.app.actors.ask(PAYMENT, payment_id, PayFromBalance(actor.id))
     if error == "pay.error.not_found":

@@ -305,31 +305,20 @@ async def _pay(
     return await shopping.start_payment(actor, query, target, args)
 
 
-async def _check(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    if len(args) != 1:
-        raise NotFound(":".join(args))
-    await shopping.check_payment(actor, query, args[0])
-    return True
+def _answering(
+    act: Callable[[UserActor, CallbackQuery, Message | None, str], Awaitable[None]],
+) -> Button:
+    """A button with one argument whose handler answers the query itself."""
 
+    async def handler(
+        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+    ) -> bool:
+        if len(args) != 1:
+            raise NotFound(":".join(args))
+        await act(actor, query, target, args[0])
+        return True
 
-async def _confirm(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    if len(args) != 1:
-        raise NotFound(":".join(args))
-    await shopping.confirm_balance(actor, query, args[0])
-    return True
-
-
-async def _auto_renew(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    if len(args) != 1:
-        raise NotFound(":".join(args))
-    await shopping.switch_auto_renew(actor, query, target, args[0])
-    return True
+    return handler
 
 
 async def _trial(
@@ -348,9 +337,9 @@ _BUTTONS: dict[str, Button] = {
     "plan": _with_argument(shopping.show_plan),
     "pkg": _with_argument(shopping.show_package),
     "pay": _pay,
-    "conf": _confirm,
-    "chk": _check,
-    "auto": _auto_renew,
+    "conf": _answering(shopping.confirm_balance),
+    "chk": _answering(shopping.check_payment),
+    "auto": _answering(shopping.switch_auto_renew),
     "trial": _trial,
     "sub": _simple(shopping.show_subscription),
     "bal": _simple(shopping.show_balance),
