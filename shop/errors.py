@@ -14,6 +14,7 @@ Every error the shop raises on purpose derives from :class:`ShopError`::
       | - InvalidTransition  - a payment event that its state does not allow
       + StoreError
       | - StoreUnavailable   - the database cannot be reached
+      | - UnstorableData     - the database refuses a value as data
       + TelegramError        - the Bot API answered an error, or did not answer
       | - RetryAfter         - 429 flood control: wait ``retry_after`` seconds
       | - MigrateToChat      - a group became a supergroup with a new id
@@ -108,6 +109,10 @@ class StoreError(ShopError):
 
 class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
+
+
+class UnstorableData(StoreError):
+    """Raised when the database refuses a value as data (an invalid character, say)."""
 
 
 class TelegramError(ShopError):

@@ -88,9 +88,13 @@ async def auto_renew(app: App) -> tuple[int, int]:
     now = app.clock.now()
     renewed = failed = 0
     for due in await app.store.run(notices.claim_renewals, now):
-        if await _renew(app, due.telegram_id, due.plan_id):
-            renewed += 1
-            continue
+        try:
+            if await _renew(app, due.telegram_id, due.plan_id):
+                renewed += 1
+                continue
+        except Exception:
+            # The others are claimed too: one failure must not cost them their renewal.
+            log.exception("auto-renewal of %s failed", due.telegram_id)
         failed += 1
         plan = app.catalog.plan(due.plan_id) if due.plan_id else None
         detail = {"plan": plan.id} if plan else {}
@@ -135,10 +139,12 @@ async def deliver_notices(app: App) -> int:
     delivered = 0
     while batch := await app.store.run(notices.claim_unsent, app.clock.now(), NOTICE_BATCH):
         for notice in batch:
-            if notice.stale or notice.blocked:
-                continue  # renewed meanwhile, or they blocked the bot: nothing to say
+            if notice.stale:
+                continue  # renewed (or revived) meanwhile: nothing to do or say
             if notice.kind == "expired":
                 await app.fulfilment.revoke(notice.telegram_id)
+            if notice.blocked:
+                continue  # they blocked the bot: access follows the rules, messages don't
             message = _message(app, notice)
             if message is not None:
                 await app.outbox.send("sendMessage", message, lane=Lane.BULK)

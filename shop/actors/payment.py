@@ -24,6 +24,7 @@ recorded for an operator and not fulfilled; more is fulfilled and recorded.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -44,12 +45,15 @@ from ..payments.gateways import Gateway
 from ..store import events, payments
 from ..store.batch import Batcher
 from ..store.payments import Charge, Grant, PaymentRow
+from ..store.subscriptions import SubscriptionRow
 from . import notices
 from .runtime import Kind
 
 log = logging.getLogger(__name__)
 
 KIND = "payment"
+#: After the last scheduled check, how often a provider that did not answer is asked again.
+RECHECK_UNANSWERED = dt.timedelta(hours=1)
 
 
 @attrs.frozen
@@ -263,13 +267,16 @@ class PaymentActor:
         payment = self.payment
         if payment is None or payment.status != "pending" or payment.provider_payment_id is None:
             return
-        await self._ask_provider()
+        answered = await self._ask_provider()
         payment = self.payment
         if payment is None or payment.status != "pending":
             return
         now = self.app.clock.now()
         times = payments.check_times(payment.created_at, payment.expires_at)
         upcoming = next((at for at in times if at > now), None)
+        if upcoming is None and not answered:
+            # Never closed without the provider's word: the money may have been taken.
+            upcoming = now + RECHECK_UNANSWERED
         if upcoming is not None:
             await self.app.store.run(payments.schedule_check, self.id, payment.checks + 1, upcoming)
             self.app.checks_due.poke()  # it may be sooner than the lease the reconciler saw
@@ -366,6 +373,7 @@ class PaymentActor:
         done = await self.app.store.run(payments.refund, payment_id, self.app.clock.now())
         await self._reload()
         if done is not None:
+            await self._sync_access(done.payment.telegram_id, done.subscription)
             await notices.refunded(self.app, done)
         return done is not None
 
@@ -376,7 +384,28 @@ class PaymentActor:
             self.payment = grant.payment  # as the fulfilling transaction left it
         if grant is not None:
             log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
+            await self._sync_access(grant.payment.telegram_id, grant.subscription)
             await notices.fulfilled(self.app, grant)
+
+    async def _sync_access(self, telegram_id: int, subscription: SubscriptionRow | None) -> None:
+        """Make the fulfilment backend match the database (an absolute state: idempotent).
+
+        The money is settled by now; a backend that fails is an operator's problem, not a
+        reason to tell the customer their payment failed.
+        """
+        if subscription is None:
+            return
+        try:
+            if subscription.active(self.app.clock.now()):
+                await self.app.fulfilment.apply(
+                    telegram_id, subscription.expires_at, subscription.lifetime
+                )
+            else:
+                await self.app.fulfilment.revoke(telegram_id)
+        except Exception:
+            log.exception(
+                "ALERT: access of %s not synced with %s", telegram_id, self.app.fulfilment.name
+            )
 
     async def _problem(self, problem: str, amount: int | None, currency: str | None) -> None:
         await self.app.store.run(payments.note_problem, self.id, problem, amount, currency)

@@ -35,6 +35,7 @@ from ..errors import (
     StoreUnavailable,
     TelegramError,
     Unauthorized,
+    UnstorableData,
 )
 from ..store import Store
 from ..store import updates as journal
@@ -142,8 +143,7 @@ class Poller:
                 continue
             offset = max(int(u["update_id"]) for u in batch) + 1
             received = trio.current_time()
-            await self._journal(me.id, batch, offset)
-            for raw in batch:
+            for raw in await self._journal(me.id, batch, offset):
                 self._dispatch(feeders, raw, received)
 
     async def _get_updates(self, offset: int | None) -> list[dict[str, Any]]:
@@ -164,9 +164,28 @@ class Poller:
         self._failures = 0
         return [u for u in batch if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
 
-    async def _journal(self, bot_id: int, batch: list[dict[str, Any]], offset: int) -> None:
-        """Store the batch before anything confirms it."""
-        await self._patiently(journal.journal, bot_id, batch, offset, self._clock.now())
+    async def _journal(
+        self, bot_id: int, batch: list[dict[str, Any]], offset: int
+    ) -> list[dict[str, Any]]:
+        """Store the batch before anything confirms it.
+
+        An update the database refuses as data must not stop every customer behind it:
+        the batch is then stored one update at a time, and the refused one is skipped.
+        """
+        now = self._clock.now()
+        try:
+            await self._patiently(journal.journal, bot_id, batch, offset, now)
+            return batch
+        except UnstorableData:
+            pass
+        stored = []
+        for raw in batch:
+            try:
+                await self._patiently(journal.journal, bot_id, [raw], offset, now)
+                stored.append(raw)
+            except UnstorableData as exc:
+                log.warning("skipping update %s the database refuses: %s", raw["update_id"], exc)
+        return stored
 
     async def _patiently(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a unit of work, retrying with backoff while the database is unreachable."""

@@ -305,7 +305,7 @@ async def show_balance(actor: UserActor, target: Message | None) -> None:
 
 
 async def show_history(actor: UserActor, target: Message | None, page_text: str) -> None:
-    if not page_text.isdigit():
+    if not (page_text.isascii() and page_text.isdecimal() and len(page_text) <= 6):
         raise NotFound(page_text)
     page = int(page_text)
     since = actor.app.clock.now() - dt.timedelta(days=HISTORY_DAYS)

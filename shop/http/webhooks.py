@@ -96,7 +96,8 @@ def webhooks(app: App) -> Blueprint:
         if reference is None:
             log.warning("%s event %s names no payment of ours", name, event.event_id)
             handled = events.Handled(row, "unknown payment", app.clock.now())
-            await app.store.run_statement(events.mark_handled, [handled])
+            with contextlib.suppress(StoreUnavailable):  # stored: answering matters more
+                await app.store.run_statement(events.mark_handled, [handled])
             return {"ok": True}, 200
         with contextlib.suppress(ShuttingDown):  # stored: the next start hands it over
             await app.actors.tell(PAYMENT, reference, ProviderEventReceived(row, event, arrived))

@@ -56,7 +56,14 @@ class Batcher(Generic[Request, Result]):
         waiter: _Waiter[Request, Result] = _Waiter(request)
         if self._busy:
             self._queue.append(waiter)
-            await waiter.done.wait()
+            try:
+                await waiter.done.wait()
+            except BaseException:  # cancelled while queued: leave no hole behind
+                if waiter in self._queue:
+                    self._queue.remove(waiter)
+                elif waiter.lead:
+                    self._hand_over()  # it was to run the next batch: someone else will
+                raise
             if not waiter.lead:
                 assert waiter.result is not None
                 return waiter.result.unwrap()

@@ -17,7 +17,7 @@ import psycopg
 import psycopg_pool
 import trio
 
-from ..errors import StoreUnavailable
+from ..errors import StoreUnavailable, UnstorableData
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class Store:
                 return fn(conn, *args)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             raise StoreUnavailable(_reason(exc)) from exc
+        except psycopg.DataError as exc:
+            raise UnstorableData(_reason(exc)) from exc
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on a worker thread (one hop; tells ``on_busy``)."""
@@ -85,6 +87,8 @@ class Store:
                 return fn(conn, *args)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             raise StoreUnavailable(_reason(exc)) from exc
+        except psycopg.DataError as exc:
+            raise UnstorableData(_reason(exc)) from exc
 
     async def ping(self, connect_timeout: int = 3) -> None:
         """Check that the database answers, on a fresh connection (not the pool's).

@@ -28,7 +28,12 @@ def journal(
         "INSERT INTO telegram_updates (bot_id, update_id, body, received_at)"
         " SELECT %s, id, body, %s FROM unnest(%s::bigint[], %s::jsonb[]) AS batch(id, body)"
         " ON CONFLICT (bot_id, update_id) DO NOTHING",
-        (bot_id, now, [u["update_id"] for u in updates], [json.dumps(u) for u in updates]),
+        (
+            bot_id,
+            now,
+            [u["update_id"] for u in updates],
+            [json.dumps(_storable(u)) for u in updates],
+        ),
     )
     conn.execute(
         "INSERT INTO telegram_offset (bot_id, next_offset) VALUES (%s, %s)"
@@ -36,6 +41,17 @@ def journal(
         " GREATEST(telegram_offset.next_offset, EXCLUDED.next_offset)",
         (bot_id, next_offset),
     )
+
+
+def _storable(value: Any) -> Any:
+    """The update without NUL characters, which PostgreSQL's jsonb cannot hold."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def forget(conn: Connection, bot_id: int, update_ids: Sequence[int]) -> None:

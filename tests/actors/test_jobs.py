@@ -129,11 +129,15 @@ async def test_auto_renew_with_enough_balance(
 ) -> None:
     start = dt.datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     ends = dt.datetime(2026, 6, 2, 8, 0, tzinfo=UTC)  # within 24 h of the 10:00 run
-    async with shop_at(clock=TrioClock.starting_at(start), poll_timeout=LONG_POLL) as shop:
+    panel = RecordingPanel()
+    async with shop_at(
+        clock=TrioClock.starting_at(start), poll_timeout=LONG_POLL, fulfilment=panel
+    ) as shop:
         subscribe(shop, ANN, ends, auto_renew=True)
         give_stars(shop, ANN, 300)
         await trio.sleep(2 * 3600)
         assert expiry(shop, ANN) == (ends + 30 * DAY, "active")
+        assert panel.applied == [(ANN, ends + 30 * DAY)]  # the backend hears the new expiry
         assert shop.query("SELECT amount FROM balances") == [(50,)]
         assert any("Payment received" in t for t in messages(shop, ANN))
         await trio.sleep(2 * 86_400)  # and it is not renewed again meanwhile
@@ -168,10 +172,13 @@ async def test_expiry_revokes_and_notifies_once(
     ) as shop:
         subscribe(shop, ANN, dt.datetime(2026, 5, 31, 20, 0, tzinfo=UTC))
         subscribe(shop, 2002, dt.datetime(2026, 7, 1, tzinfo=UTC))
+        subscribe(shop, 3003, dt.datetime(2026, 5, 31, 21, 0, tzinfo=UTC), blocked=True)
         await trio.sleep(2 * 3600)  # 07:00: the expiry job
         assert expiry(shop, ANN)[1] == "expired"
         assert expiry(shop, 2002)[1] == "active"
-        assert panel.revoked == [ANN]
+        assert panel.revoked == [ANN, 3003]  # blocking the bot does not keep access
+        assert messages(shop, 3003) == []  # but it does stop the messages
+        panel.revoked.remove(3003)
         ended = [t for t in messages(shop, ANN) if "has ended" in t]
         assert len(ended) == 1
         # The job once more for the same customers (another instance, a catch-up): nothing.

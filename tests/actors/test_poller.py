@@ -216,3 +216,16 @@ async def test_a_malformed_update_is_skipped(
     assert recorder.handled == [(5, good)]
     assert f"skipping malformed update {bad}" in caplog.text
     assert await journal_ids(store) == []
+
+
+async def test_an_update_the_database_cannot_hold_does_not_stop_the_others(
+    store: Store, telegram: tuple[FakeTelegram, str], autojump_clock: trio.testing.MockClock
+) -> None:
+    fake, base = telegram
+    recorder = Recorder()
+    async with polling(store, base, recorder):
+        nul = fake.send_text(5, "hi\x00there")  # jsonb refuses U+0000
+        after = fake.send_text(6, "hello")
+        await settle(fake, 2)
+        await trio.testing.wait_all_tasks_blocked()
+    assert sorted(recorder.handled) == [(5, nul), (6, after)]

@@ -273,6 +273,8 @@ async def test_forged_callback_data_gets_not_found_and_changes_nothing(
             "pay:p:m1:balance:XTR",  # Ann has no balance: not an offered method
             "pay:p:zz:stars:XTR",
             "hist:x",
+            "hist:²",
+            "hist:99999999999999999999",
         ):
             await ann.press(forged)
             assert ann.answers()[-1] == not_found, forged

@@ -405,3 +405,20 @@ async def test_a_webhook_gets_503_while_the_database_is_down(
         assert shop.query("SELECT count(*) FROM provider_events") == [(0,)]
         assert status(shop, reference) == "pending"
         proxy.up()
+
+
+async def test_a_payment_is_never_closed_while_its_provider_does_not_answer(
+    shop_with: Any, providers: Providers, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        reference, invoice = await choose(ann, "cryptopay")
+        providers.cryptopay.pay(invoice)  # paid, the webhook lost, and then the outage
+        providers.cryptopay.outage()
+        await trio.sleep(25 * 3600)
+        assert status(shop, reference) == "pending"  # not expired on silence
+        providers.cryptopay.end_outage()
+        await trio.sleep(2 * 3600)  # asked again hourly until it answers
+        assert status(shop, reference) == "completed"
+        assert confirmations(ann) == 1
