@@ -366,3 +366,42 @@ async def test_two_shops_on_one_database_fulfil_once(
         assert len(confirmations) == 1
         assert one.query("SELECT count(*) FROM grants") == [(1,)]
         assert expiry(one, ANN) == granted_at(one, reference) + 30 * DAY
+
+
+async def test_a_lifetime_subscription_is_never_changed_by_arithmetic(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        shop.query(
+            "INSERT INTO subscriptions (telegram_id, status, expires_at, lifetime, started_at,"
+            " updated_at) VALUES (%s, 'active', NULL, TRUE, now(), now()) RETURNING 1",
+            ANN,
+        )
+        await ann.press("buy")
+        await ann.press("plan:m1")
+        await ann.press("pay:p:m1:stars:XTR")
+        await ann.pay_last_invoice()
+        assert shop.query("SELECT expires_at, lifetime FROM subscriptions") == [(None, True)]
+        assert "Your access is lifetime." in ann.texts()[-1]
+        await ann.press("sub")
+        assert "Lifetime access" in ann.last_text()
+        assert "auto:1" not in ann.buttons()  # nothing to renew
+
+
+async def test_auto_renew_is_switched_on_my_subscription(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await ann.press("trial")
+        await ann.press("sub", on=ann.menu())
+        assert "auto:1" in ann.buttons()
+        await ann.press("auto:1")
+        assert shop.query("SELECT auto_renew FROM customers") == [(True,)]
+        assert "auto:0" in ann.buttons()
+        assert ann.answers()[-1].startswith("Auto-renew is on")
+        await ann.press("auto:0")
+        assert shop.query("SELECT auto_renew FROM customers") == [(False,)]
