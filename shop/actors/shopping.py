@@ -250,12 +250,11 @@ async def confirm_balance(
 
 async def show_subscription(actor: UserActor, target: Message | None) -> None:
     app = actor.app
-    subscription = await app.store.run(subscriptions.load, actor.id)
+    subscription, auto_renew = await app.store.run(subscriptions.load_with_auto_renew, actor.id)
     access = None
     if subscription is not None and subscription.active(app.clock.now()):
         access = await app.fulfilment.access_text(actor.id, actor.lang)
     plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
-    auto_renew = await app.store.run(customers.auto_renew, actor.id)
     screen = screens.subscription_screen(
         app.texts,
         actor.lang,

@@ -103,12 +103,5 @@ def save_conversation(
     )
 
 
-def auto_renew(conn: Connection, telegram_id: int) -> bool:
-    row = conn.execute(
-        "SELECT auto_renew FROM customers WHERE telegram_id = %s", (telegram_id,)
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def set_auto_renew(conn: Connection, telegram_id: int, on: bool) -> None:
     conn.execute("UPDATE customers SET auto_renew = %s WHERE telegram_id = %s", (on, telegram_id))

@@ -36,6 +36,14 @@ def load(conn: Connection, telegram_id: int) -> SubscriptionRow | None:
         return cur.fetchone()
 
 
+def load_with_auto_renew(conn: Connection, telegram_id: int) -> tuple[SubscriptionRow | None, bool]:
+    """What My subscription shows: the subscription, and whether auto-renew is on."""
+    auto_renew = conn.execute(
+        "SELECT auto_renew FROM customers WHERE telegram_id = %s", (telegram_id,)
+    ).fetchone()
+    return load(conn, telegram_id), bool(auto_renew and auto_renew[0])
+
+
 def extend(
     conn: Connection, telegram_id: int, days: int, plan_id: str, now: dt.datetime
 ) -> SubscriptionRow:
