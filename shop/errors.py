@@ -11,7 +11,6 @@ Every error the shop raises on purpose derives from :class:`ShopError`::
       + DomainError
       | - NotFound           - a reference names nothing this customer owns
       | - InsufficientBalance
-      | - InvalidTransition  - a payment event that its state does not allow
       + StoreError
       | - StoreUnavailable   - the database cannot be reached
       | - UnstorableData     - the database refuses a value as data
@@ -95,14 +94,6 @@ class InsufficientBalance(DomainError):
         super().__init__(f"need {needed} {currency}, have {available}")
 
 
-class InvalidTransition(DomainError):
-    """Raised when a payment event is not allowed in the payment's current state."""
-
-    def __init__(self, payment_id: str, state: str, event: str) -> None:
-        self.payment_id, self.state, self.event = payment_id, state, event
-        super().__init__(f"payment {payment_id}: {event} is not allowed in state {state}")
-
-
 class StoreError(ShopError):
     """Base class of database failures."""
 
@@ -145,10 +136,6 @@ class BadRequest(TelegramError):
     @property
     def not_modified(self) -> bool:
         return "message is not modified" in self.description
-
-    @property
-    def query_too_old(self) -> bool:
-        return "query is too old" in self.description
 
 
 class Unauthorized(TelegramError):

@@ -97,13 +97,3 @@ def take_trial(
     if claimed is None:
         return None
     return extend(conn, telegram_id, days, "trial", now)
-
-
-def trial_available(conn: Connection, telegram_id: int) -> bool:
-    row = conn.execute(
-        "SELECT NOT c.trial_used AND s.telegram_id IS NULL FROM customers c"
-        " LEFT JOIN subscriptions s ON s.telegram_id = c.telegram_id"
-        " WHERE c.telegram_id = %s",
-        (telegram_id,),
-    ).fetchone()
-    return bool(row and row[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .types import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -21,7 +21,3 @@ def link(text: str, url: str) -> InlineKeyboardButton:
 
 def keyboard(*rows: Sequence[InlineKeyboardButton]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(tuple(tuple(row) for row in rows if row))
-
-
-def column(buttons: Iterable[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
-    return [[b] for b in buttons]

@@ -155,10 +155,6 @@ class Outbox:
         """Wait until nothing is queued or in flight."""
         await self._idle.wait()
 
-    @property
-    def queued(self) -> int:
-        return self._queued
-
     async def run(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> NoReturn:

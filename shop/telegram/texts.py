@@ -43,9 +43,6 @@ class Texts:
             text = self._catalogs[DEFAULT_LANGUAGE].gettext(key)
         return text.format(**params) if params else text
 
-    def has(self, language: str, key: str) -> bool:
-        return self._catalogs[language].gettext(key) != key
-
 
 def load_texts(locales: Path = _LOCALES) -> Texts:
     catalogs = {}
