@@ -54,7 +54,7 @@ def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.cleanup()
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     return urlsplit(url)._replace(path=f"/{name}").geturl()
 
 
@@ -80,7 +80,7 @@ def database_url(admin_url: str) -> Iterator[str]:
     name = f"shop_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(admin_url, name)
+    url = with_database(admin_url, name)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(schema_text().encode())

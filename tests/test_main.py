@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.conftest import with_database
 from tests.fakes.telegram import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +158,30 @@ def test_a_rejected_token_exits_2(clean_database: str, telegram_url: str) -> Non
     assert proc.returncode == 2
     assert "TELEGRAM_TOKEN was rejected by Telegram" in output
     assert "WRONG-token" not in output
+
+
+def test_migrate_applies_the_schema_and_exits_0(admin_url: str) -> None:
+    name = "shop_test_migrate_" + str(os.getpid())
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(admin_url, name)
+    try:
+        for _ in range(2):  # and again: the schema applies idempotently
+            done = subprocess.run(
+                [sys.executable, "-m", "shop", "migrate"],
+                env={"PATH": os.environ["PATH"], "DATABASE_URL": url},
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            assert "schema applied" in done.stderr
+        with psycopg.connect(url) as conn:
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables")}
+        assert {"customers", "payments", "ledger", "job_runs"} <= tables
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
