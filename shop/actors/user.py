@@ -187,6 +187,10 @@ class UserActor:
         except NotFound:
             await self.answer(query, self.t("not.found"))
             return
+        except Exception:
+            # The runtime logs it; the customer is not left looking at a spinner.
+            await self.answer(query, self.t("pay.error.retry"))
+            raise
         if not answered:
             await self.answer(query)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import trio
 import trio.testing
 
@@ -158,3 +159,20 @@ async def test_a_refused_send_marks_the_customer_blocked_until_they_return(
         tg.chat_member(ANN, "kicked")
         await trio.sleep(5)
         assert shop.query("SELECT blocked FROM customers") == [(True,)]
+
+
+async def test_a_button_is_answered_even_when_its_handler_fails(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        tg = shop.telegram
+        tg.send_text(ANN, "/start")
+        menu = await menu_of(shop, ANN)
+        with psycopg.connect(shop.database_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE subscriptions RENAME TO subscriptions_away")
+            try:  # the screen's query fails: an operator's mistake, say
+                tg.press(ANN, "sub", message_id=menu["message_id"])
+                (answer,) = await tg.wait_for("answerCallbackQuery")
+            finally:
+                conn.execute("ALTER TABLE subscriptions_away RENAME TO subscriptions")
+    assert answer.params["text"] == "Something went wrong on our side. Please try again."
