@@ -42,7 +42,7 @@ from ..payments.base import (
     ProviderState,
 )
 from ..payments.gateways import Gateway
-from ..store import events, payments
+from ..store import checkouts, events, payments
 from ..store.batch import Batcher
 from ..store.payments import Charge, Grant, PaymentRow
 from ..store.subscriptions import SubscriptionRow
@@ -243,9 +243,9 @@ class PaymentActor:
         except ProviderError as exc:
             log.warning("%s unavailable for payment %s: %s", gateway.name, self.id, exc)
             return Opened(error="method.unavailable")
-        times = payments.check_times(payment.created_at, payment.expires_at)
+        times = checkouts.check_times(payment.created_at, payment.expires_at)
         await self.app.store.run(
-            payments.open_checkout, self.id, checkout.provider_payment_id, checkout.url, times[0]
+            checkouts.open_checkout, self.id, checkout.provider_payment_id, checkout.url, times[0]
         )
         self.app.checks_due.poke()
         await self._reload()
@@ -272,13 +272,15 @@ class PaymentActor:
         if payment is None or payment.status != "pending":
             return
         now = self.app.clock.now()
-        times = payments.check_times(payment.created_at, payment.expires_at)
+        times = checkouts.check_times(payment.created_at, payment.expires_at)
         upcoming = next((at for at in times if at > now), None)
         if upcoming is None and not answered:
             # Never closed without the provider's word: the money may have been taken.
             upcoming = now + RECHECK_UNANSWERED
         if upcoming is not None:
-            await self.app.store.run(payments.schedule_check, self.id, payment.checks + 1, upcoming)
+            await self.app.store.run(
+                checkouts.schedule_check, self.id, payment.checks + 1, upcoming
+            )
             self.app.checks_due.poke()  # it may be sooner than the lease the reconciler saw
         else:
             await self.app.store.run(payments.close, self.id, "expired", now)
@@ -408,7 +410,7 @@ class PaymentActor:
             )
 
     async def _problem(self, problem: str, amount: int | None, currency: str | None) -> None:
-        await self.app.store.run(payments.note_problem, self.id, problem, amount, currency)
+        await self.app.store.run(checkouts.note_problem, self.id, problem, amount, currency)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 A missed webhook must not cost a customer their purchase: every pending payment with an
 external provider is checked about 1, 2, 5, 15 and 60 minutes after it was opened, then
-hourly until it stops being payable (``store.payments.check_times``). The schedule lives
+hourly until it stops being payable (``store.checkouts.check_times``). The schedule lives
 in the database (``payments.next_check_at``), so it survives restarts, and a due check
 is claimed with ``SKIP LOCKED``, so two instances do not both take it. With nothing
 pending the reconciler sleeps without touching the database.
@@ -21,7 +21,7 @@ from typing import NoReturn
 from ..app import App
 from ..errors import StoreUnavailable
 from ..payments.base import MalformedWebhook
-from ..store import events, payments
+from ..store import checkouts, events
 from .payment import KIND as PAYMENT
 from .payment import ProviderEventReceived, Reconcile
 
@@ -46,12 +46,12 @@ async def run_reconciler(app: App) -> NoReturn:
 async def _hand_out_due_checks(app: App) -> float:
     """Tell every payment whose check is due; return the seconds until the next one."""
     while True:
-        due = await app.store.run(payments.claim_due_checks, app.clock.now(), BATCH)
+        due = await app.store.run(checkouts.claim_due_checks, app.clock.now(), BATCH)
         for payment_id in due:
             await app.actors.tell(PAYMENT, payment_id, Reconcile())
         if len(due) < BATCH:
             break
-    upcoming = await app.store.run(payments.next_check)
+    upcoming = await app.store.run(checkouts.next_check)
     if upcoming is None:
         return math.inf
     return max(0.0, (upcoming - app.clock.now()).total_seconds())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
 from ..errors import AskTimeout, NotFound, TelegramError
 from ..money import STARS
-from ..store import customers, ledger, payments, subscriptions
+from ..store import checkouts, customers, ledger, payments, subscriptions
 from ..store.payments import NewPayment, PaymentRow
 from ..telegram.formatting import money, when
 from ..telegram.keyboards import keyboard, link
@@ -134,7 +134,7 @@ async def start_payment(
     payment = None
     if actor.app.gateways.get(chosen.key) is not None:
         payment = await actor.app.store.run(
-            payments.reusable, actor.id, new.provider, new.product_kind, new.product_id,
+            checkouts.reusable, actor.id, new.provider, new.product_kind, new.product_id,
             new.currency, now,
         )  # fmt: skip
     if payment is None:
