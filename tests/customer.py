@@ -90,6 +90,19 @@ class Customer:
         await self.settle()
         return charge
 
+    async def choose_plan(self, plan: str, method: str, currency: str = "XTR") -> None:
+        """Buy → the plan → the payment method."""
+        await self.press("buy")
+        await self.press(f"plan:{plan}")
+        await self.press(f"pay:p:{plan}:{method}:{currency}")
+
+    async def top_up(self, package: str) -> tuple[str, str]:
+        """Balance → the package → Stars, paid: (payment id, charge id)."""
+        await self.press("bal")
+        await self.press(f"pkg:{package}")
+        await self.press(f"pay:k:{package}:stars:XTR")
+        return await self.pay_last_invoice()
+
     async def pay_last_invoice(self) -> tuple[str, str]:
         """Go through Telegram's checkout for the newest invoice: (payment id, charge id)."""
         invoice = self.invoices()[-1]

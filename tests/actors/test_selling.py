@@ -101,17 +101,13 @@ async def test_renewal_extends_from_the_current_expiry(
     async with shop_at() as shop:
         ann = Customer(shop, ANN)
         await ann.send("/start")
-        await ann.press("buy")
-        await ann.press("plan:m1")
-        await ann.press("pay:p:m1:stars:XTR")
+        await ann.choose_plan("m1", "stars")
         await ann.pay_last_invoice()
         after_first = expiry(shop, ANN)
         assert after_first is not None
         await ann.press("sub")
         assert "Active until" in ann.last_text()
-        await ann.press("buy")
-        await ann.press("plan:m3")
-        await ann.press("pay:p:m3:stars:XTR")
+        await ann.choose_plan("m3", "stars")
         await ann.pay_last_invoice()
         assert expiry(shop, ANN) == after_first + 90 * DAY
 
@@ -137,10 +133,7 @@ async def test_buy_from_balance_once_however_often_confirmed(
     async with shop_at() as shop:
         ann = Customer(shop, ANN)
         await ann.send("/start")
-        await ann.press("bal")
-        await ann.press("pkg:p250")
-        await ann.press("pay:k:p250:stars:XTR")
-        await ann.pay_last_invoice()
+        await ann.top_up("p250")
         assert balance(shop, ANN) == 275
         await ann.press("buy")
         await ann.press("plan:m1")
@@ -163,13 +156,8 @@ async def test_not_enough_balance_changes_nothing(
     async with shop_at() as shop:
         ann = Customer(shop, ANN)
         await ann.send("/start")
-        await ann.press("bal")
-        await ann.press("pkg:p250")
-        await ann.press("pay:k:p250:stars:XTR")
-        await ann.pay_last_invoice()
-        await ann.press("buy")
-        await ann.press("plan:m1")
-        await ann.press("pay:p:m1:balance:XTR")
+        await ann.top_up("p250")
+        await ann.choose_plan("m1", "balance")
         confirm = next(b for b in ann.buttons() if b.startswith("conf:"))
         # Meanwhile the balance went elsewhere (an operator adjustment, say).
         shop.query("UPDATE balances SET amount = 100 WHERE telegram_id = %s RETURNING 1", ANN)
@@ -222,9 +210,7 @@ async def test_forged_pre_checkouts_are_refused_and_change_nothing(
         ann, bob = Customer(shop, ANN), Customer(shop, BOB, "Bob")
         for customer in (ann, bob):
             await customer.send("/start")
-            await customer.press("buy")
-            await customer.press("plan:m1")
-            await customer.press("pay:p:m1:stars:XTR")
+            await customer.choose_plan("m1", "stars")
         anns = ann.invoices()[-1]["payload"]
         bobs = bob.invoices()[-1]["payload"]
 
@@ -253,13 +239,8 @@ async def test_forged_callback_data_gets_not_found_and_changes_nothing(
     async with shop_at() as shop:
         ann, bob = Customer(shop, ANN), Customer(shop, BOB, "Bob")
         await bob.send("/start")
-        await bob.press("bal")
-        await bob.press("pkg:p250")
-        await bob.press("pay:k:p250:stars:XTR")
-        bobs_topup, _ = await bob.pay_last_invoice()
-        await bob.press("buy")
-        await bob.press("plan:m1")
-        await bob.press("pay:p:m1:balance:XTR")
+        bobs_topup, _ = await bob.top_up("p250")
+        await bob.choose_plan("m1", "balance")
         bobs_pending = next(b for b in bob.buttons() if b.startswith("conf:")).split(":")[1]
 
         await ann.send("/start")
@@ -290,9 +271,7 @@ async def test_stars_subscription_renews_once_per_charge_and_refunds(
     async with shop_at() as shop:
         ann = Customer(shop, ANN)
         await ann.send("/start")
-        await ann.press("buy")
-        await ann.press("plan:m1")
-        await ann.press("pay:p:m1:starsub:XTR")
+        await ann.choose_plan("m1", "starsub")
         (link,) = shop.telegram.calls_to("createInvoiceLink")
         assert link.params["subscription_period"] == 2592000
         reference = link.params["payload"]
@@ -321,13 +300,8 @@ async def test_refunded_top_up_takes_the_credit_back_never_below_zero(
     async with shop_at() as shop:
         ann = Customer(shop, ANN)
         await ann.send("/start")
-        await ann.press("bal")
-        await ann.press("pkg:p250")
-        await ann.press("pay:k:p250:stars:XTR")
-        topup, charge = await ann.pay_last_invoice()
-        await ann.press("buy")
-        await ann.press("plan:m1")
-        await ann.press("pay:p:m1:balance:XTR")
+        topup, charge = await ann.top_up("p250")
+        await ann.choose_plan("m1", "balance")
         await ann.press(next(b for b in ann.buttons() if b.startswith("conf:")))
         assert balance(shop, ANN) == 25
         shop.telegram.refunded_payment(ANN, payload=topup, total_amount=250, charge_id=charge)
@@ -349,9 +323,7 @@ async def test_two_shops_on_one_database_fulfil_once(
     ):
         ann_one, ann_two = Customer(one, ANN), Customer(two, ANN)
         await ann_one.send("/start")
-        await ann_one.press("buy")
-        await ann_one.press("plan:m1")
-        await ann_one.press("pay:p:m1:stars:XTR")
+        await ann_one.choose_plan("m1", "stars")
         reference = ann_one.invoices()[-1]["payload"]
         assert (await ann_one.pre_checkout(reference, 250))["ok"] is True
         # The same successful payment reaches both processes at the same moment.
@@ -379,9 +351,7 @@ async def test_a_lifetime_subscription_is_never_changed_by_arithmetic(
             " updated_at) VALUES (%s, 'active', NULL, TRUE, now(), now()) RETURNING 1",
             ANN,
         )
-        await ann.press("buy")
-        await ann.press("plan:m1")
-        await ann.press("pay:p:m1:stars:XTR")
+        await ann.choose_plan("m1", "stars")
         await ann.pay_last_invoice()
         assert shop.query("SELECT expires_at, lifetime FROM subscriptions") == [(None, True)]
         assert "Your access is lifetime." in ann.texts()[-1]
