@@ -69,8 +69,7 @@ CREATE TABLE IF NOT EXISTS payments (
     currency        TEXT NOT NULL,
     recurring       BOOLEAN NOT NULL DEFAULT FALSE,  -- a Telegram Stars subscription
     parent_id       TEXT REFERENCES payments (id),   -- a renewal charge of a Stars subscription
-    status          TEXT NOT NULL CHECK (status IN
-                        ('pending', 'paid', 'completed', 'canceled', 'expired', 'refunded')),
+    status          TEXT NOT NULL,  -- see payments_status below
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL,
     expires_at      TIMESTAMPTZ NOT NULL,  -- when a pending payment stops being payable
@@ -87,6 +86,27 @@ CREATE TABLE IF NOT EXISTS payments (
     -- what an operator should look at: an underpayment, another currency, an overpayment
     problem         TEXT
 );
+-- What an operator must look at, apart from the money paid: an underpayment, another
+-- currency, a refund that found the credit already spent (amount = what is missing).
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS problem_amount BIGINT;
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS problem_currency TEXT;
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS problem_at TIMESTAMPTZ;
+-- States (shop/actors/payment.py draws them): pending, paid, completed, canceled, expired,
+-- refunded; problem (money taken but short or in another currency: an operator decides);
+-- duplicate (a second Stars charge for one invoice, its refund owed) -> refunded | credited
+-- (the refund kept failing, so the Stars went to the customer's balance).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'payments_status'
+                   AND pg_get_constraintdef(oid) LIKE '%credited%') THEN
+        ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_status_check;
+        ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_status;
+        ALTER TABLE payments ADD CONSTRAINT payments_status CHECK (status IN
+            ('pending', 'paid', 'completed', 'canceled', 'expired', 'refunded',
+             'problem', 'duplicate', 'credited'));
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS payments_with_problems ON payments (problem_at DESC)
+    WHERE problem IS NOT NULL;
 CREATE INDEX IF NOT EXISTS payments_by_customer ON payments (telegram_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS payments_pending ON payments (expires_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS payments_to_check ON payments (next_check_at)
@@ -164,10 +184,12 @@ CREATE TABLE IF NOT EXISTS job_runs (
     PRIMARY KEY (job, slot)
 );
 
--- Messages the shop owes a customer about their subscription (expiry, reminders,
--- auto-renewal), at most one of each kind per subscription period. Written in the same
--- statement that decides them, handed to the outbox afterwards (sent_at), so a crash in
--- between delays a notice but never loses or repeats it.
+-- Messages the shop owes a customer: about their subscription (expiry, reminders,
+-- auto-renewal), at most one of each kind per subscription period; about a payment
+-- (confirmation, refund, duplicate charge), one of each kind per payment. Written in the
+-- transaction that decides them, leased while being delivered, marked sent (sent_at) only
+-- once Telegram accepted the message, so a crash neither loses nor repeats one (outside
+-- the moment of delivery itself).
 CREATE TABLE IF NOT EXISTS notices (
     telegram_id  BIGINT NOT NULL REFERENCES customers (telegram_id),
     kind         TEXT NOT NULL,  -- expired, remind_3d, remind_1d, remind_0d, renewed, renew_failed
@@ -179,6 +201,25 @@ CREATE TABLE IF NOT EXISTS notices (
     detail       JSONB NOT NULL DEFAULT '{}',
     PRIMARY KEY (telegram_id, kind, period)
 );
+-- Notices about one payment (its confirmation, its refund, a duplicate charge) name it
+-- here; subscription notices have ''. Part of the key: one notice per payment and kind.
+ALTER TABLE notices ADD COLUMN IF NOT EXISTS ref TEXT NOT NULL DEFAULT '';
+-- the shop instance holding the lease (shop/store/instance.py): a dead one's is void
+ALTER TABLE notices ADD COLUMN IF NOT EXISTS claimed_by INTEGER;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'notices_pkey'
+                   AND array_length(conkey, 1) = 4) THEN
+        ALTER TABLE notices DROP CONSTRAINT notices_pkey,
+            ADD PRIMARY KEY (telegram_id, kind, period, ref);
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS notices_unsent ON notices (created_at) WHERE sent_at IS NULL;
+
+-- How far the hourly sweep has read the bot's Telegram Stars transactions
+-- (getStarTransactions, chronological): the number of transactions already looked at.
+CREATE TABLE IF NOT EXISTS star_transactions_cursor (
+    bot_id      BIGINT PRIMARY KEY,
+    seen        INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS subscriptions_by_expiry ON subscriptions (expires_at)
     WHERE status = 'active' AND NOT lifetime;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from .actors.courier import Courier
 from .actors.runtime import Registry
 from .catalog import Catalog
 from .clock import WallClock
@@ -33,3 +34,9 @@ class App:
     gateways: Gateways
     #: poked when a payment check is scheduled, so the reconciler looks again
     checks_due: Wakeup
+    #: delivers notices; marks each sent once Telegram accepted it
+    courier: Courier
+    #: poked when a notice could not be delivered, so the deliverer looks again
+    notices_due: Wakeup
+    #: this running shop's id in the database (``store.instance``): it holds leases
+    instance: int

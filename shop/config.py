@@ -140,6 +140,22 @@ def rate_limit(raw: str) -> tuple[int, float]:
     return parsed
 
 
+#: Shortest bearer token accepted (ADMIN_TOKEN, METRICS_TOKEN): 16 characters.
+MIN_BEARER_TOKEN = 16
+
+
+def bearer_token(raw: str) -> str:
+    """A token for ``Authorization: Bearer``: at least 16 printable ASCII characters (an
+    HTTP header cannot carry other text intact, so such a token could never match)."""
+    value = raw.strip()
+    if len(value) < MIN_BEARER_TOKEN or not re.fullmatch(r"[\x20-\x7e]+", value):
+        raise ValueError(
+            f"expected at least {MIN_BEARER_TOKEN} printable ASCII characters"
+            " (for example from `openssl rand -hex 32`)"
+        )
+    return value
+
+
 def token(raw: str) -> str:
     value = raw.strip()
     if not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{20,}", value):
@@ -247,8 +263,14 @@ VARIABLES: tuple[Var, ...] = (
     ),
     Var(
         "ADMIN_TOKEN",
-        "bearer token of the operator JSON API under /admin/api; unset = API off",
-        text,
+        "bearer token (16+ characters) of the operator JSON API under /admin/api; unset = API off",
+        bearer_token,
+        secret=True,
+    ),
+    Var(
+        "METRICS_TOKEN",
+        "bearer token (16+ characters) that GET /metrics requires; unset = metrics open",
+        bearer_token,
         secret=True,
     ),
     Var(
@@ -331,6 +353,7 @@ class Config:
     admin_ids: frozenset[int]
     shop_catalog: Path | None
     admin_token: str | None
+    metrics_token: str | None
     public_url: str | None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     yookassa_shop_id: str | None

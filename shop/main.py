@@ -9,6 +9,7 @@ mailboxes, then everything closes, all within ``SHUTDOWN_GRACE``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -21,7 +22,9 @@ from functools import partial
 import attrs
 import trio
 
-from .actors.jobs import default_jobs
+from .actors.courier import Courier
+from .actors.jobs import default_jobs, run_notice_deliverer
+from .actors.notices import render as render_notice
 from .actors.payment import payment_kind
 from .actors.poller import Poller
 from .actors.reconciler import run_reconciler
@@ -40,9 +43,10 @@ from .logs import setup_logging
 from .metrics import Metrics
 from .payments.gateways import open_gateways
 from .store import Store, apply_schema, open_embedded_postgres, open_store
+from .store.instance import open_instance
 from .store.pool import BusyHook
 from .telegram.api import open_bot_client
-from .telegram.outbox import Outbox
+from .telegram.outbox import Outbox, current_receipts
 from .telegram.texts import load_texts
 from .wakeup import Wakeup
 
@@ -113,12 +117,16 @@ async def serve_shop(
         open_store(url, on_busy=on_busy, patience=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
         open_gateways(config, wall, rng) as gateways,
+        contextlib.AsyncExitStack() as stack,  # the instance lock, taken once the schema is in
     ):
         await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
+        instance = await _open_instance_patiently(stack, store)
         metrics = Metrics()
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as services:
-                async with open_registry([], on_handled=metrics.on_handled) as actors:
+                async with open_registry(
+                    [], on_handled=metrics.on_handled, carried=(current_receipts,)
+                ) as actors:
                     metrics.watch_actors(actors.stats)
                     outbox = Outbox(
                         bot,
@@ -128,6 +136,9 @@ async def serve_shop(
                         rng=rng,
                     )
                     await services.start(outbox.run)
+                    notices_due = Wakeup()
+                    courier = Courier(store, outbox, wall, notices_due)
+                    await services.start(courier.run)
                     app = App(
                         config=config,
                         clock=wall,
@@ -141,7 +152,11 @@ async def serve_shop(
                         fulfilment=fulfilment or NoFulfilment(),
                         gateways=gateways,
                         checks_due=Wakeup(),
+                        courier=courier,
+                        notices_due=notices_due,
+                        instance=instance,
                     )
+                    courier.render = partial(render_notice, app)
                     actors.register(user_kind(app))
                     actors.register(payment_kind(app))
 
@@ -164,6 +179,7 @@ async def serve_shop(
                         urls = await intake.start(serve_http, app, http_stop)
                         intake.start_soon(poller.run, stop)
                         intake.start_soon(_until, stop, run_reconciler, app)
+                        intake.start_soon(_until, stop, run_notice_deliverer, app)
                         intake.start_soon(
                             _until, stop, run_timer, app, jobs or default_jobs(config)
                         )
@@ -177,10 +193,23 @@ async def serve_shop(
                         http_stop.set()
                     await actors.drain()
                 await outbox.drain()
+                await courier.quiet()
                 services.cancel_scope.cancel()
         if hard_stop.cancelled_caught:
             log.warning("grace period over: stopped with work unfinished")
     log.info("stopped")
+
+
+async def _open_instance_patiently(stack: contextlib.AsyncExitStack, store: Store) -> int:
+    """This shop's instance id (``store.instance``), held until the shop stops."""
+    delay = 0.5
+    while True:
+        try:
+            return await stack.enter_async_context(open_instance(store))
+        except StoreUnavailable as exc:
+            log.warning("database not reachable yet (%s); retrying in %.1f s", exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 async def _until(stop: trio.Event, run: Callable[..., Awaitable[object]], *args: object) -> None:
@@ -268,6 +297,7 @@ def _secrets(config: Config) -> list[str]:
         config.database_url,
         config.telegram_token,
         config.admin_token,
+        config.metrics_token,
         config.yookassa_secret_key,
         config.stripe_secret_key,
         config.stripe_webhook_secret,

@@ -168,3 +168,24 @@ def shop_at(clean_database: str, busy_hook):  # type: ignore[no-untyped-def]
                 yield shop
 
     return start
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_actor_errors(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail any test in which an actor's handler raised, unless the test expects it.
+
+    A money guard rescued by a database constraint (a unique violation, a CHECK) shows
+    only as a logged actor failure; it must not pass silently. Tests that make handlers
+    fail on purpose say so with ``@pytest.mark.allows_actor_errors``.
+    """
+    yield
+    if request.node.get_closest_marker("allows_actor_errors"):
+        return
+    failures = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.name == "shop.actors.runtime" and record.levelname == "ERROR"
+    ]
+    assert not failures, f"an actor failed unexpectedly: {failures}"

@@ -69,6 +69,54 @@ def test_the_command_exits_2_naming_the_variable_without_a_traceback() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("name", ["ADMIN_TOKEN", "METRICS_TOKEN"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 15,  # one short
+        " short-token-15c ",  # 15 once trimmed
+        "tokén-with-a-non-ascii-letter",  # a header cannot carry it: it could never match
+        "tab\tinside-the-token-value",
+    ],
+)
+def test_a_weak_or_unsendable_bearer_token_is_a_config_error(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({name: value}, "migrate")
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{name}: expected at least 16 ")
+    assert value.strip() not in caught.value.render()  # a secret: never echoed
+
+
+@pytest.mark.parametrize("name", ["ADMIN_TOKEN", "METRICS_TOKEN"])
+def test_bearer_tokens_of_16_characters_or_more_are_taken(name: str) -> None:
+    assert getattr(load_config({name: "x" * 16}, "migrate"), name.lower()) == "x" * 16
+    padded = load_config({name: "  op-secret-token-1234 \n"}, "migrate")
+    assert getattr(padded, name.lower()) == "op-secret-token-1234"
+    assert getattr(load_config({}, "migrate"), name.lower()) is None  # unset: off / open
+
+
+def test_the_metrics_token_never_reaches_a_log_line() -> None:
+    from shop.main import _secrets
+
+    config = load_config({"METRICS_TOKEN": "scrape-token-0123456789"}, "migrate")
+    assert "scrape-token-0123456789" in _secrets(config)
+
+
+def test_a_short_admin_token_exits_2_naming_it_without_a_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shop", "run"],
+        env={"ADMIN_TOKEN": "hunter2", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "ADMIN_TOKEN: expected at least 16" in done.stderr
+    assert "hunter2" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_env_example_and_readme_list_every_variable() -> None:
     example = (ROOT / ".env.example").read_text()
     readme = (ROOT / "README.md").read_text()

@@ -7,7 +7,9 @@
   whose subscription ends within 24 h; then one statement owes the 3-day, 1-day and
   same-day reminders (once per subscription period, never to a customer who blocked the
   bot); then delivery.
-- ``sweep`` (hourly): stale pending payments expired or re-checked; leftover notices.
+- ``sweep`` (hourly): Telegram Stars transactions read for charges and refunds never
+  heard of (``actors.stars``), duplicate charges' refunds retried; stale pending
+  payments expired or re-checked; leftover notices.
 - ``cleanup_state`` (02:00) and ``cleanup_events`` (03:00).
 """
 
@@ -15,20 +17,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+import math
+from typing import NoReturn
 
 from ..app import App
 from ..config import Config
+from ..errors import StoreUnavailable
 from ..store import customers, ledger, notices, payments, upkeep
-from ..store.notices import Notice
 from ..store.payments import NewPayment
-from ..telegram.formatting import money, when
-from ..telegram.keyboards import button, keyboard
 from ..telegram.outbox import Lane
-from ..telegram.types import to_json
 from .payment import KIND as PAYMENT
 from .payment import PayFromBalance
 from .shopping import PAYABLE_FOR
+from .stars import reconcile_stars, retry_refunds
 from .timer import Job
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,20 @@ async def reminders(app: App, slot: dt.datetime) -> str:
 
 
 async def sweep(app: App, slot: dt.datetime) -> str:
+    # Stars first: a charge Telegram took must complete its payment before the payment
+    # could be expired below for want of one.
+    read = await reconcile_stars(app)
+    refunds = await retry_refunds(app)
     now = app.clock.now()
     expired = await app.store.run(upkeep.expire_stale_payments, now)
     rechecks = await app.store.run(upkeep.recheck_overdue, now)
     if rechecks:
         app.checks_due.poke()
     delivered = await deliver_notices(app)
-    return f"{expired} payments expired, {rechecks} re-checked; {delivered} notices delivered"
+    return (
+        f"{read} Stars transactions read, {refunds} refunds retried; {expired} payments"
+        f" expired, {rechecks} re-checked; {delivered} notices delivered"
+    )
 
 
 async def cleanup_state(app: App, slot: dt.datetime) -> str:
@@ -135,45 +143,33 @@ async def _renew(app: App, telegram_id: int, plan_id: str | None) -> bool:
 
 
 async def deliver_notices(app: App) -> int:
-    """Hand every owed notice to the outbox (bulk lane), oldest first; returns how many."""
+    """Deliver every notice that is owed and free, oldest first; returns how many were sent.
+
+    A batch is leased, handed to the outbox (bulk lane) and waited for until Telegram has
+    settled it, before the next batch is leased: so a lease never runs out while its
+    notices are still queued here.
+    """
     delivered = 0
-    while batch := await app.store.run(notices.claim_unsent, app.clock.now(), NOTICE_BATCH):
+    while batch := await app.store.run(
+        notices.claim_unsent, app.clock.now(), NOTICE_BATCH, app.instance
+    ):
         for notice in batch:
-            if notice.stale:
-                continue  # renewed (or revived) meanwhile: nothing to do or say
-            if notice.kind == "expired":
+            if notice.kind == "expired" and not notice.stale:
                 await app.fulfilment.revoke(notice.telegram_id)
-            if notice.blocked:
-                continue  # they blocked the bot: access follows the rules, messages don't
-            message = _message(app, notice)
-            if message is not None:
-                await app.outbox.send("sendMessage", message, lane=Lane.BULK)
-                delivered += 1
-        await app.store.run(notices.mark_sent, batch, app.clock.now())
+        delivered += await app.courier.deliver(batch, Lane.BULK)
+        await app.courier.quiet()
     return delivered
 
 
-def _message(app: App, notice: Notice) -> dict[str, Any] | None:
-    t, lang, zone = app.texts, notice.language, app.config.timezone
-    renew = [button(t(lang, "btn.renew"), "buy")]
-    expires = notice.expires_at
-    if notice.kind == "expired":
-        text, rows = t(lang, "notice.expired"), [renew]
-    elif notice.kind.startswith("remind_") and expires is not None:
-        today = app.clock.now().astimezone(zone).date()
-        days = (expires.astimezone(zone).date() - today).days
-        key = {0: "notice.today", 1: "notice.tomorrow"}.get(days, "notice.days")
-        text, rows = t(lang, key, days=days, date=when(expires, zone, lang)), [renew]
-    elif notice.kind == "renew_failed" and expires is not None:
-        plan = app.catalog.plan(str(notice.detail.get("plan", "")))
-        price = " / ".join(money(a, c, lang) for c, a in plan.prices.items()) if plan else ""
-        text = t(lang, "notice.renew_failed", date=when(expires, zone, lang), price=price)
-        rows = [[button(t(lang, "btn.balance"), "bal")], renew]
-    else:
-        return None
-    return {
-        "chat_id": notice.telegram_id,
-        "text": text,
-        "parse_mode": "HTML",
-        "reply_markup": to_json(keyboard(*rows)),
-    }
+async def run_notice_deliverer(app: App) -> NoReturn:
+    """Deliver leftover notices: at start (those a dead instance held), then whenever a
+    lease runs out or a delivery failed. Sleeps without a statement while none is owed."""
+    while True:
+        try:
+            await deliver_notices(app)
+            free_at = await app.store.run(notices.next_free, app.clock.now())
+        except StoreUnavailable as exc:
+            log.warning("notices: database unreachable (%s); retrying in 30 s", exc)
+            free_at = app.clock.now() + dt.timedelta(seconds=30)
+        delay = math.inf if free_at is None else (free_at - app.clock.now()).total_seconds()
+        await app.notices_due.sleep(max(delay, 1.0))

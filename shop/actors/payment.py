@@ -10,16 +10,29 @@ Accepts:
   why not), :class:`StarsPaid`, :class:`StarsRefunded`, :class:`PayFromBalance`,
   :class:`OpenCheckout` (-> the provider's payment URL, or a text key), :class:`CheckNow`;
 - from the webhook server: :class:`ProviderEventReceived`;
-- from the reconciler: :class:`Reconcile`.
+- from the reconciler: :class:`Reconcile`;
+- from the hourly sweep: :class:`RetryRefund` (a duplicate charge's refund), and
+  :class:`StarsPaid` / :class:`StarsRefunded` found in ``getStarTransactions``.
 
-Sends: the customer's one confirmation through the outbox.
+Sends: the customer's notices (confirmation, refund, duplicate charge), owed in the
+transaction that moves the money and delivered by the courier; ``refundStarPayment``.
 
-Life of a payment: stored ``pending`` before any invoice or provider call names it; a
-reported success moves it to ``completed`` with its grant, in one transaction; a refund
-moves ``completed`` to ``refunded`` and reverses the grant; no success within 24 h
-closes it ``expired`` (a success after that is still honoured: the money was taken).
-A provider's amount is checked against the payment: short or another currency is
-recorded for an operator and not fulfilled; more is fulfilled and recorded.
+Life of a payment::
+
+    pending ──success──> completed ──refund──> refunded
+       │  └─short / other currency─> problem ──success──> completed
+       ├─refund (overtook the success)──> refunded     (nothing granted, ever)
+       └─no success in 24 h─> expired | canceled ──late success──> completed
+
+Stored ``pending`` before any invoice or provider call names it; a success moves it to
+``completed`` with its grant and its confirmation, in one transaction. A refund wins in
+every state: from ``completed`` it reverses the grant (a balance credit already spent is
+recorded as a problem and alerted); before the success it leaves nothing to grant. A
+second Telegram Stars charge for one invoice becomes a ``duplicate`` payment of its own,
+refunded with ``refundStarPayment`` at once or by the hourly sweep, and after
+``stars.REFUND_TRIES`` failures ``credited`` to the customer's balance. A provider's
+amount is checked: short or another currency ends ``problem`` (alerted once); more is
+fulfilled and recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ import attrs
 import trio
 
 from ..app import App
-from ..errors import InsufficientBalance
+from ..errors import BadRequest, InsufficientBalance, TelegramError
 from ..money import decimal_string
 from ..payments.base import (
     PaymentRequest,
@@ -42,11 +55,12 @@ from ..payments.base import (
     ProviderState,
 )
 from ..payments.gateways import Gateway
-from ..store import checkouts, events, payments
+from ..store import checkouts, events, payments, refunds, stars
 from ..store.batch import Batcher
-from ..store.payments import Charge, Grant, PaymentRow
+from ..store.notices import Notice
+from ..store.payments import PAYABLE, Charge, Grant, PaymentRow
 from ..store.subscriptions import SubscriptionRow
-from . import notices
+from ..telegram.outbox import Lane
 from .runtime import Kind
 
 log = logging.getLogger(__name__)
@@ -113,6 +127,11 @@ class Reconcile:
     pass
 
 
+@attrs.frozen
+class RetryRefund:
+    """The sweep: try again to refund this duplicate charge."""
+
+
 Marker = Batcher[events.Handled, None]
 
 
@@ -143,6 +162,8 @@ class PaymentActor:
                 return await self._provider_event(message)
             case Reconcile():
                 return await self._reconcile()
+            case RetryRefund():
+                return await self._retry_refund()
         raise TypeError(f"PaymentActor cannot handle {type(message).__name__}")
 
     async def passivate(self) -> None:
@@ -175,25 +196,108 @@ class PaymentActor:
                 self.id,
             )
             return
+        if payment.telegram_payment_charge_id == paid.charge_id:
+            return  # this very charge is known: a replayed update, or the sweep's second look
         if paid.currency != payment.currency or paid.amount < payment.amount:
             await self._mismatch(paid.amount, paid.currency)  # pre-checkout would not allow it
             return
         charge = Charge(paid.amount, paid.currency, telegram_charge_id=paid.charge_id)
-        if payment.recurring and payment.status != "pending":
+        if payment.recurring and payment.status == "completed":
             # A renewal of a Stars subscription: a new payment per charge id, granted once.
             grant = await self.app.store.run(
-                payments.fulfil_renewal, payment, charge, self.app.clock.now()
+                payments.fulfil_renewal, payment, charge, self.app.clock.now(), self.app.instance
             )
             await self._after(grant)
-        else:
-            await self._paid(charge)
+            return
+        if payment.status in PAYABLE and await self._paid(charge):
+            return
+        # Not payable (completed with another charge, refunded...), or another instance
+        # completed it a moment ago: unless that was this charge, it was charged twice.
+        if self._charge_id() != paid.charge_id:
+            await self._duplicate(paid)
 
     async def _stars_refunded(self, refunded: StarsRefunded) -> None:
         target = await self.app.store.run(payments.by_charge, refunded.charge_id)
+        if target is None and self.payment is not None:
+            if self._charge_id() is None:
+                # The refund overtook the success: this payment, with the charge noted.
+                await self._refund(self.id, refunded.charge_id)
+            else:  # another charge of this invoice (a renewal, a second charge) unseen
+                notice = await self.app.store.run(
+                    stars.record_refunded_charge,
+                    self.id,
+                    refunded.charge_id,
+                    self._now(),
+                    self._holder(),
+                )
+                await self._deliver(notice)
+            return
         if target is None or self.id not in (target.id, target.parent_id):
             log.error("refund of unknown charge %s for payment %s", refunded.charge_id, self.id)
             return
+        if target.status == "duplicate":  # refunded by hand, or our refund's receipt
+            await self._deliver(
+                await self.app.store.run(stars.refunded, target.id, self._now(), self._holder())
+            )
+            return
         await self._refund(target.id)
+
+    async def _duplicate(self, paid: StarsPaid) -> None:
+        """A second charge for this invoice: store it, alert, and give the Stars back."""
+        duplicate = await self.app.store.run(
+            stars.record_duplicate, self.id, paid.charge_id, paid.amount, self._now()
+        )
+        if duplicate is None:
+            return  # recorded before (a replayed update)
+        log.error(
+            "ALERT: payment %s charged twice (charge %s, %s %s); refunding the second charge",
+            self.id,
+            paid.charge_id,
+            paid.amount,
+            paid.currency,
+            extra={"payment_id": self.id, "telegram_id": paid.customer_id},
+        )
+        await self._refund_duplicate(duplicate)
+
+    async def _retry_refund(self) -> None:
+        if self.payment is not None and self.payment.status == "duplicate":
+            await self._refund_duplicate(self.payment)
+
+    async def _refund_duplicate(self, duplicate: PaymentRow) -> None:
+        """One try of ``refundStarPayment``; after the last failed try, credit the balance."""
+        params = {
+            "user_id": duplicate.telegram_id,
+            "telegram_payment_charge_id": duplicate.telegram_payment_charge_id,
+        }
+        try:
+            await self.app.outbox.request("refundStarPayment", params, lane=Lane.ANSWER)
+            done = True
+        except BadRequest as exc:
+            done = "CHARGE_ALREADY_REFUNDED" in exc.description
+            failure = exc.description
+        except TelegramError as exc:
+            done, failure = False, str(exc)
+        if done:
+            notice = await self.app.store.run(
+                stars.refunded, duplicate.id, self._now(), self._holder()
+            )
+            await self._deliver(notice)
+            return
+        tries = await self.app.store.run(stars.refund_failed, duplicate.id)
+        if tries < stars.REFUND_TRIES:
+            log.warning("refund of duplicate %s failed (%s); retried hourly", duplicate.id, failure)
+            return
+        notice = await self.app.store.run(stars.credit, duplicate.id, self._now(), self._holder())
+        if notice is not None:
+            log.error(
+                "ALERT: duplicate charge %s could not be refunded (%s); %s %s credited to %s",
+                duplicate.telegram_payment_charge_id,
+                failure,
+                duplicate.amount,
+                duplicate.currency,
+                duplicate.telegram_id,
+            )
+        await self._deliver(notice)
 
     # -- balance ---------------------------------------------------------------------
 
@@ -202,7 +306,7 @@ class PaymentActor:
             return "pay.error.not_found"
         try:
             grant = await self.app.store.run(
-                payments.pay_from_balance, self.id, self.app.clock.now()
+                payments.pay_from_balance, self.id, self._now(), self._holder()
             )
         except InsufficientBalance:
             return "pay.error.balance"
@@ -235,6 +339,7 @@ class PaymentActor:
                     return_url=f"{public}/payments/return",
                     callback_url=f"{public}/webhooks/{gateway.name}",
                     customer_id=payment.telegram_id,
+                    expires_at=payment.expires_at,  # the provider closes it when we do
                 )
             )
         except ProviderRefused as exc:
@@ -329,9 +434,13 @@ class PaymentActor:
         assert payment is not None
         now = self.app.clock.now()
         if state is ProviderState.PAID:
-            paid_amount = payment.amount if amount is None else amount
             paid_currency = currency or payment.currency
-            if paid_currency != payment.currency or paid_amount < payment.amount:
+            if paid_currency != payment.currency:
+                # A currency the shop may not even know the minor unit of: no amount is
+                # recorded rather than our price under its name.
+                return await self._mismatch(amount, paid_currency)
+            paid_amount = payment.amount if amount is None else amount
+            if paid_amount < payment.amount:
                 return await self._mismatch(paid_amount, paid_currency)
             if paid_amount > payment.amount:
                 await self._problem("overpaid", paid_amount, paid_currency)
@@ -349,35 +458,57 @@ class PaymentActor:
             return "failed"
         return "pending"
 
-    async def _mismatch(self, amount: int, currency: str) -> str:
+    async def _mismatch(self, amount: int | None, currency: str) -> str:
+        """Paid short or in another currency: the payment ends ``problem``, alerted once."""
         payment = self.payment
         assert payment is not None
-        log.error(
-            "ALERT: payment %s was paid %s %s, expected %s %s: not fulfilled",
-            self.id,
-            decimal_string(amount, currency) if currency == payment.currency else amount,
-            currency,
-            decimal_string(payment.amount, payment.currency),
-            payment.currency,
+        problem = "underpaid" if currency == payment.currency else "other currency"
+        marked = await self.app.store.run(
+            refunds.mark_problem, self.id, problem, amount, currency, self._now()
         )
-        await self._problem("underpaid" if currency == payment.currency else "other currency",
-                            amount, currency)  # fmt: skip
+        await self._reload()
+        if marked:
+            log.error(
+                "ALERT: payment %s was paid %s %s, expected %s %s: not fulfilled",
+                self.id,
+                decimal_string(amount, currency)
+                if amount is not None and currency == payment.currency
+                else amount,
+                currency,
+                decimal_string(payment.amount, payment.currency),
+                payment.currency,
+                extra={"payment_id": self.id, "telegram_id": payment.telegram_id},
+            )
         return "mismatch"
 
     # -- the money ---------------------------------------------------------------------
 
     async def _paid(self, charge: Charge) -> bool:
-        grant = await self.app.store.run(payments.fulfil, self.id, charge, self.app.clock.now())
+        grant = await self.app.store.run(
+            payments.fulfil, self.id, charge, self._now(), self._holder()
+        )
         await self._after(grant)
         return grant is not None
 
-    async def _refund(self, payment_id: str) -> bool:
-        done = await self.app.store.run(payments.refund, payment_id, self.app.clock.now())
+    async def _refund(self, payment_id: str, charge_id: str | None = None) -> bool:
+        done = await self.app.store.run(
+            refunds.refund, payment_id, self._now(), self._holder(), charge_id
+        )
         await self._reload()
-        if done is not None:
+        if done is None:
+            return False
+        if done.shortfall:
+            log.error(
+                "ALERT: refund of payment %s took back less than it credited (%s missing:"
+                " already spent)",
+                payment_id,
+                ", ".join(f"{amount} {currency}" for currency, amount in done.shortfall.items()),
+                extra={"payment_id": payment_id, "telegram_id": done.payment.telegram_id},
+            )
+        if done.reversed:
             await self._sync_access(done.payment.telegram_id, done.subscription)
-            await notices.refunded(self.app, done)
-        return done is not None
+        await self._deliver(done.notice)
+        return True
 
     async def _after(self, grant: Grant | None) -> None:
         if grant is None or grant.payment.id != self.id:
@@ -387,7 +518,12 @@ class PaymentActor:
         if grant is not None:
             log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
             await self._sync_access(grant.payment.telegram_id, grant.subscription)
-            await notices.fulfilled(self.app, grant)
+            await self._deliver(grant.notice)
+
+    async def _deliver(self, notice: Notice | None) -> None:
+        """Hand a notice this transaction owed to the courier (None: owed before)."""
+        if notice is not None:
+            await self.app.courier.deliver([notice], Lane.INTERACTIVE)
 
     async def _sync_access(self, telegram_id: int, subscription: SubscriptionRow | None) -> None:
         """Make the fulfilment backend match the database (an absolute state: idempotent).
@@ -410,7 +546,9 @@ class PaymentActor:
             )
 
     async def _problem(self, problem: str, amount: int | None, currency: str | None) -> None:
-        await self.app.store.run(checkouts.note_problem, self.id, problem, amount, currency)
+        await self.app.store.run(
+            refunds.note_problem, self.id, problem, amount, currency, self._now()
+        )
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -419,6 +557,16 @@ class PaymentActor:
         if payment is None or payment.telegram_id != customer_id or payment.provider != provider:
             return None
         return payment
+
+    def _now(self) -> dt.datetime:
+        return self.app.clock.now()
+
+    def _holder(self) -> int:
+        """Who holds the notices this actor owes: this running shop."""
+        return self.app.instance
+
+    def _charge_id(self) -> str | None:
+        return self.payment.telegram_payment_charge_id if self.payment is not None else None
 
     def _status(self) -> str | None:
         return self.payment.status if self.payment is not None else None

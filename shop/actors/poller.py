@@ -2,10 +2,13 @@
 
 Delivery is at-least-once. A batch is written to the update journal (with the offset
 that confirms it) before the next ``getUpdates`` confirms it to Telegram; an update
-leaves the journal only when its handler has finished; on start the journal is
-replayed. Updates from one customer are handled in order, one at a time (a small
-feeder task per customer with work queued); customers never wait on each other, and
-at most ``max_in_flight`` updates are held before polling pauses.
+leaves the journal only when its handler has finished *and* every message its handling
+queued (through any actor it asked) was accepted by Telegram or refused for good (the
+outbox's receipts); on start the journal is replayed. So a crash at any moment loses no
+answer: at most the messages in flight at that moment are sent again. Updates from
+one customer are handled in order, one at a time (a small feeder task per customer with
+work queued); customers never wait on each other, and at most ``max_in_flight`` updates
+are held before polling pauses.
 
 Errors: network errors and 5xx back off exponentially with jitter; 409 means another
 instance polls this token (or a webhook is set) and is logged as such; 401 stops the
@@ -19,6 +22,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -40,6 +44,7 @@ from ..errors import (
 from ..store import Store
 from ..store import updates as journal
 from ..telegram.api import BotClient
+from ..telegram.outbox import Receipts, current_receipts
 from ..telegram.types import ALLOWED_UPDATES, Update, parse_update
 from .runtime import Registry
 
@@ -86,6 +91,8 @@ class Poller:
         self._finished_added = trio.Event()
         self._failures = 0
         self._all_fed = trio.Event()
+        self._unsettled = 0  # updates handled whose replies Telegram has not settled yet
+        self._all_settled = trio.Event()
         self._bot_id = 0  # known after getMe
 
     async def run(
@@ -107,10 +114,14 @@ class Poller:
                     self._dispatch(feeders, raw, trio.current_time())
                 async with _until(stop):
                     await self._poll(feeders, me)
-                # Stopped: wait for the feeders, then write down what they finished.
+                # Stopped: wait for the feeders and for Telegram to take their replies,
+                # then write down what they finished.
                 if self._queues:
                     self._all_fed = trio.Event()
                     await self._all_fed.wait()
+                if self._unsettled:
+                    self._all_settled = trio.Event()
+                    await self._all_settled.wait()
                 await self._flush_finished()
                 forgetting.cancel_scope.cancel()
             feeders.cancel_scope.cancel()
@@ -239,31 +250,57 @@ class Poller:
         queue.append((update_id, update, received))
 
     async def _feed(self, customer: int, queue: deque[tuple[int, Update, float]]) -> None:
-        """Hand one customer's updates to their actor, in order, one at a time."""
+        """Hand one customer's updates to their actor, in order, one at a time.
+
+        The next update does not wait for Telegram to take this one's replies (the outbox
+        keeps a chat's messages in order); only leaving the journal does.
+        """
         while queue:
             update_id, update, received = queue[0]
-            finished = True
-            try:
-                await self._actors.ask("user", customer, update, timeout=HANDLING_PATIENCE)
-            except StoreUnavailable:
-                # Not the update's fault: hand it over again once the database is back.
-                await trio.sleep(self._store_backoff())
-                continue
-            except (AskTimeout, ShuttingDown) as exc:
-                finished = False  # stays in the journal; replayed after a restart
-                log.warning("update %s not confirmed as handled: %s", update_id, exc)
-            except Exception:
-                pass  # the runtime logged it; a failing update is not retried forever
+            receipts = Receipts(partial(self._settled, update_id))
+            finished = await self._hand_over(customer, update_id, update, receipts)
             queue.popleft()
             self._in_flight -= 1
             self._room.set()
             if finished:
-                self._finish(update_id)
+                self._unsettled += 1
+                receipts.close()  # -> _settled once Telegram took every reply
                 if self._on_handled is not None:
                     self._on_handled(trio.current_time() - received)
         del self._queues[customer]
         if not self._queues:
             self._all_fed.set()
+
+    async def _hand_over(
+        self, customer: int, update_id: int, update: Update, receipts: Receipts
+    ) -> bool:
+        """Ask the customer's actor to handle the update; False if it must stay journaled."""
+        token = current_receipts.set(receipts)
+        try:
+            while True:
+                try:
+                    await self._actors.ask("user", customer, update, timeout=HANDLING_PATIENCE)
+                except StoreUnavailable:
+                    # Not the update's fault: hand it over again once the database is back.
+                    await trio.sleep(self._store_backoff())
+                    continue
+                except (AskTimeout, ShuttingDown) as exc:
+                    log.warning("update %s not confirmed as handled: %s", update_id, exc)
+                    return False  # stays in the journal; replayed after a restart
+                except Exception:
+                    pass  # the runtime logged it; a failing update is not retried forever
+                return True
+        finally:
+            current_receipts.reset(token)
+
+    def _settled(self, update_id: int, delivered: bool) -> None:
+        self._unsettled -= 1
+        if delivered:
+            self._finish(update_id)
+        else:  # replayed at the next start, when Telegram may take the reply
+            log.warning("update %s stays journaled: a reply to it was not delivered", update_id)
+        if not self._unsettled:
+            self._all_settled.set()
 
     def _store_backoff(self) -> float:
         return 1.0 + self._rng.random()

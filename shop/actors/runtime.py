@@ -12,14 +12,18 @@ parallel. What the runtime gives:
   asker gets the exception, and the actor restarts from stored state at its next
   message; the messages queued behind it stay queued;
 - back-pressure: a full mailbox makes the sender wait;
-- drain: :meth:`Registry.drain` waits until every mailbox is empty and no handler runs.
+- drain: :meth:`Registry.drain` waits until every mailbox is empty and no handler runs;
+- context: the values of the ``carried`` context variables at an ``ask`` are set while
+  the asked actor handles that message (so the outbox's receipts follow the work from
+  actor to actor); a ``tell`` carries none.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -60,6 +64,7 @@ class _Reply:
 class _Envelope:
     message: Any
     reply: _Reply | None
+    context: tuple[Any, ...] = ()  # values of the registry's carried variables
 
 
 @attrs.define(eq=False)
@@ -91,8 +96,10 @@ class Registry:
         kinds: Iterable[Kind],
         *,
         on_handled: HandledHook | None = None,
+        carried: Sequence[contextvars.ContextVar[Any]] = (),
     ) -> None:
         self._nursery = nursery
+        self._carried = tuple(carried)
         self._kinds = {kind.name: kind for kind in kinds}
         self._cells: dict[tuple[str, Hashable], _Cell] = {}
         self._on_handled = on_handled
@@ -122,8 +129,9 @@ class Registry:
     ) -> Any:
         """Queue ``message`` and return what the handler returns (or raise what it raised)."""
         reply = _Reply()
+        context = tuple(var.get(None) for var in self._carried)
         with trio.move_on_after(timeout) as scope:
-            await self._deliver(kind, key, _Envelope(message, reply))
+            await self._deliver(kind, key, _Envelope(message, reply, context))
             await reply.done.wait()
         if reply.result is None:
             assert scope.cancelled_caught
@@ -192,6 +200,8 @@ class Registry:
     ) -> Behaviour | None:
         started = trio.current_time()
         failed = False
+        values = envelope.context or (None,) * len(self._carried)
+        tokens = [var.set(value) for var, value in zip(self._carried, values, strict=True)]
         try:
             if behaviour is None:
                 behaviour = await cell.kind.activate(cell.key)
@@ -212,6 +222,8 @@ class Registry:
             result = outcome.Error(exc)
             behaviour = None  # restart from stored state at the next message
         finally:
+            for var, token in zip(reversed(self._carried), reversed(tokens), strict=True):
+                var.reset(token)
             self._record(cell.kind.name, trio.current_time() - started, failed)
             self._finish()
         if envelope.reply is not None:
@@ -272,7 +284,10 @@ class Registry:
 
 @asynccontextmanager
 async def open_registry(
-    kinds: Iterable[Kind], *, on_handled: HandledHook | None = None
+    kinds: Iterable[Kind],
+    *,
+    on_handled: HandledHook | None = None,
+    carried: Sequence[contextvars.ContextVar[Any]] = (),
 ) -> AsyncIterator[Registry]:
     """Run actors for the lifetime of the block.
 
@@ -280,7 +295,7 @@ async def open_registry(
     and passivate; wrap it in a cancel scope to bound that wait.
     """
     async with trio.open_nursery() as nursery:
-        registry = Registry(nursery, kinds, on_handled=on_handled)
+        registry = Registry(nursery, kinds, on_handled=on_handled, carried=carried)
         try:
             yield registry
         finally:

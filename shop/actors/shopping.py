@@ -9,6 +9,7 @@ payment's own actor (``shop.actors.payment``), which this module asks and waits 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -228,7 +229,7 @@ async def _send_subscription_link(actor: UserActor, payment: PaymentRow) -> None
         await actor.send_text(t(lang, "invoice.failed"))
         return
     price = money(payment.amount, payment.currency, lang)
-    text = t(lang, "starsub.text", title=payment.title, price=price)
+    text = t(lang, "starsub.text", title=html.escape(payment.title), price=price)
     markup = keyboard([link(t(lang, "starsub.button", price=price), str(url))])
     await actor.show_new(screens.Screen("starsub", text, markup))
 

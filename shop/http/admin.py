@@ -2,21 +2,37 @@
 
 With no ``ADMIN_TOKEN`` set the API does not exist (404). A missing or wrong token gets
 401 and nothing else; tokens are compared in constant time.
+
+Routes: ``GET /users/<telegram_id>`` (a customer as the operator sees them) and
+``GET /problems`` (payments an operator must look at, newest first).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from typing import Any
 
 from quart import Blueprint, request
 from quart.typing import ResponseReturnValue
 
 from ..app import App
-from ..money import decimal_string
-from ..store import customers, ledger, payments, subscriptions
+from ..money import EXPONENTS, decimal_string
+from ..store import customers, ledger, payments, problems, subscriptions
 from ..store.pool import Connection
+
+#: A Telegram id in a path: ASCII digits only (``str.isdigit`` and ``int`` also take
+#: "²" and "１２３"), and within PostgreSQL's BIGINT.
+_TELEGRAM_ID = re.compile(r"-?[0-9]{1,19}")
+_BIGINT = range(-(2**63), 2**63)
+
+
+def bearer_matches(header: str | None, expected: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <expected>``, in constant time."""
+    scheme, _, token = (header or "").partition(" ")
+    given = token.strip().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
 def admin_api(app: App) -> Blueprint:
@@ -27,22 +43,33 @@ def admin_api(app: App) -> Blueprint:
         expected = app.config.admin_token
         if not expected:
             return {"error": "not found"}, 404
-        given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), expected.encode()
-        ):
+        if not bearer_matches(request.headers.get("Authorization"), expected):
             return {"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"}
         return None
 
     @api.get("/users/<telegram_id>")
     async def user(telegram_id: str) -> ResponseReturnValue:
-        if not telegram_id.lstrip("-").isdigit() or len(telegram_id) > 20:
+        if not _TELEGRAM_ID.fullmatch(telegram_id) or int(telegram_id) not in _BIGINT:
             return {"error": "telegram_id must be an integer"}, 400
         found = await app.store.run(_user, int(telegram_id))
         if found is None:
             return {"error": "no such customer"}, 404
         return found
+
+    @api.get("/problems")
+    async def open_problems() -> ResponseReturnValue:
+        found = await app.store.run_statement(problems.open_problems)
+        return [
+            {
+                "payment_id": problem.payment_id,
+                "telegram_id": problem.telegram_id,
+                "problem": problem.problem,
+                "amount": _amount(problem.amount, problem.currency),
+                "currency": problem.currency,
+                "at": _iso(problem.at),
+            }
+            for problem in found
+        ]
 
     return api
 
@@ -77,6 +104,14 @@ def _user(conn: Connection, telegram_id: int) -> dict[str, Any] | None:
             for row in payments.recent(conn, telegram_id)
         ],
     }
+
+
+def _amount(minor: int | None, currency: str | None) -> str | None:
+    """A decimal string; None when there is no amount, or its currency is one the shop
+    does not know (without its minor unit, any figure shown could be wrong)."""
+    if minor is None or currency is None or currency not in EXPONENTS:
+        return None
+    return decimal_string(minor, currency)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

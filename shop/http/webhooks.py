@@ -5,9 +5,10 @@ once -> hand it to the payment's actor -> 200. The answer waits only for the sto
 a provider never retries an event that is safe, and one that was stored is handled even
 after a crash (the reconciler replays unhandled events at start).
 
-Answers: bad signature 401; source not allowed 403; malformed body 400; over 64 KiB
-413; wrong method 405; a duplicate, or a payment we do not know, 200 (a provider must
-not retry those forever); 503 only when the database is unreachable, so it retries.
+Answers: bad signature 401; source not allowed 403; malformed body 400 (nested too
+deeply included); over 64 KiB 413; wrong method 405; a duplicate, a payment we do not
+know, or one in a currency the shop does not use, 200 (a provider must not retry those
+forever); 503 only when the database is unreachable, so it retries.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from quart.typing import ResponseReturnValue
 from ..actors.payment import KIND as PAYMENT
 from ..actors.payment import ProviderEventReceived
 from ..app import App
-from ..errors import ShuttingDown, StoreUnavailable
+from ..errors import ShuttingDown, StoreUnavailable, UnstorableData
 from ..payments.base import MalformedWebhook, WebhookRejected
 from ..store import events
 
@@ -35,14 +36,30 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def client_address(remote: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
     """The client's address: the peer, unless the peer is a trusted proxy, in which case
-    the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
+    the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy.
+
+    An IPv4 address seen through a dual-stack socket (``::ffff:10.0.0.1``) is the IPv4
+    address: it is matched, and returned, as ``10.0.0.1``.
+    """
+    remote = _plain(remote)
     if not forwarded_for or not _within(remote, trusted):
         return remote
     address = remote
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        address = hop
-        if not _within(hop, trusted):
+        address = _plain(hop)
+        if not _within(address, trusted):
             break
+    return address
+
+
+def _plain(address: str) -> str:
+    """An IPv4-mapped IPv6 address as its IPv4 address; anything else as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
     return address
 
 
@@ -71,11 +88,10 @@ def webhooks(app: App) -> Blueprint:
         )
         try:
             gateway.provider.verify(headers, body, peer)
+            event = gateway.provider.parse(body)
         except WebhookRejected as exc:
             log.warning("%s webhook rejected from %s: %s", name, peer, exc.reason)
             return {"error": exc.reason}, exc.status
-        try:
-            event = gateway.provider.parse(body)
         except MalformedWebhook as exc:
             log.warning("%s webhook malformed: %s", name, exc)
             return {"error": "malformed body"}, 400
@@ -91,6 +107,9 @@ def webhooks(app: App) -> Blueprint:
             )
         except StoreUnavailable:
             return {"error": "temporarily unavailable"}, 503
+        except UnstorableData as exc:  # a NUL in an id, say: it can never be stored
+            log.warning("%s event %r cannot be stored: %s", name, event.event_id, exc)
+            return {"error": "malformed body"}, 400
         if row is None:
             return {"ok": True, "duplicate": True}, 200
         if reference is None:

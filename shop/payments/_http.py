@@ -20,7 +20,9 @@ from __future__ import annotations
 import hmac
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 import httpx
@@ -35,6 +37,9 @@ T = TypeVar("T")
 RETRYABLE_4XX = frozenset({408, 425, 429})
 #: Longest provider error text kept in an exception message.
 MAX_ERROR_TEXT = 300
+#: What a currency code or crypto asset may look like when the shop does not know it:
+#: it is stored with the event, so it is kept short and plain.
+_CURRENCY_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}")
 
 
 class Fields:
@@ -109,6 +114,18 @@ class Fields:
             raise self.error(f"{key}: unknown currency {code!r}") from None
         return code
 
+    def currency_code(self, key: str) -> str:
+        """A currency code or asset, upper-cased, whether or not the shop knows it.
+
+        For webhooks: an authentic event in a currency the shop does not use must still be
+        stored and answered 200 (the provider would retry it for days), so only the shape
+        of the code is checked here.
+        """
+        code = self.text(key)
+        if not _CURRENCY_CODE.fullmatch(code):
+            raise self.error(f"{key} is not a currency code")
+        return code.upper()
+
     def minor(self, key: str, currency: str) -> int:
         """A decimal amount (string, or integer) in minor units of ``currency``."""
         value = self.data.get(key)
@@ -118,6 +135,30 @@ class Fields:
             return to_minor(value, currency)
         except MoneyError as error:
             raise self.error(f"{key}: {error}") from None
+
+    def minor_if_known(self, key: str, currency: str) -> int | None:
+        """Like :meth:`minor`, but None for a currency the shop does not know: it has no
+        minor unit there, so the amount cannot be expressed (it is still checked to be a
+        number)."""
+        try:
+            exponent(currency)
+        except MoneyError:
+            self.decimal(key)
+            return None
+        return self.minor(key, currency)
+
+    def decimal(self, key: str) -> Decimal:
+        """A finite decimal amount (string, or integer), in any currency."""
+        value = self.data.get(key)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise self.error(f"{key} is missing or not a decimal string")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.error(f"{key}: {value!r} is not a number") from None
+        if not number.is_finite():
+            raise self.error(f"{key}: {value!r} is not a number")
+        return number
 
 
 def load_webhook(provider: str, body: bytes) -> Fields:
@@ -191,7 +232,7 @@ def error_text(body: bytes) -> str:
     ``{"error": {"name"}}``, Heleket ``{"message", "errors"}``.
     """
     try:
-        answer = json.loads(body)
+        answer = load_json(body)
     except ValueError:
         return ""
     if not isinstance(answer, dict):
@@ -208,9 +249,22 @@ def error_text(body: bytes) -> str:
     return "; ".join(parts)[:MAX_ERROR_TEXT]
 
 
+def load_json(body: bytes) -> object:
+    """``json.loads``, raising ValueError for every body it cannot read.
+
+    Python's decoder recurses once per level of nesting and raises RecursionError for a
+    body like ``[[[[…]]]]`` (a few thousand levels fit in 64 KiB): without this, such a
+    body would be a 500 rather than a 400.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
 def _decode(body: bytes, fail: Callable[[str], Exception]) -> Mapping[str, object]:
     try:
-        data: object = json.loads(body)
+        data = load_json(body)
     except ValueError:
         raise fail("the body is not JSON") from None
     if not isinstance(data, dict):

@@ -9,9 +9,12 @@ database. What it gives the shop:
 - :meth:`Provider.status`: the provider's current view of a payment, normalised.
 - :meth:`Provider.refund`: give the money back.
 - :meth:`Provider.verify`: check a webhook is authentic (signature, or source address);
-  raises :class:`WebhookRejected`.
+  raises :class:`WebhookRejected`, or :class:`MalformedWebhook` when the signature is
+  inside a body that cannot be read (Heleket).
 - :meth:`Provider.parse`: a verified webhook body as a :class:`ProviderEvent`; raises
-  :class:`MalformedWebhook`.
+  :class:`MalformedWebhook`. An authentic event the shop did not create (another
+  payment, or a currency the shop does not use) still parses: the shop stores it and
+  answers 200, where anything else would have the provider retry it for days.
 
 Errors::
 
@@ -19,11 +22,13 @@ Errors::
       - ProviderUnavailable    - network error, timeout or 5xx: worth retrying later
       - ProviderRefused        - 4xx: the request itself was refused
     * WebhookRejected          - not authentic (401), or from a source not allowed (403)
-    * MalformedWebhook         - authentic but unreadable (400)
+    * MalformedWebhook         - unreadable (400): authentic but not understood, or too
+                                 broken to check (Heleket signs inside the body)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from typing import Protocol
@@ -82,6 +87,9 @@ class PaymentRequest:
     return_url: str  # where the customer lands after paying
     callback_url: str  # where the provider sends webhooks (for those that take it per call)
     customer_id: int
+    #: when the payment stops being payable; providers that take an invoice lifetime
+    #: (Crypto Pay's ``expires_in``) end the invoice then
+    expires_at: dt.datetime | None = None
 
 
 @attrs.frozen
@@ -111,8 +119,8 @@ class ProviderEvent:
     reference: str | None  # our payment id, when the event carries it
     provider_payment_id: str | None
     state: ProviderState
-    amount: int | None
-    currency: str | None
+    amount: int | None  # None when not reported, or in a currency the shop does not know
+    currency: str | None  # upper case; may be one the shop does not know (shop.money)
     #: the provider's event must be confirmed with ``status()`` before granting
     #: (YooKassa has no signature: only the API is trusted)
     needs_confirmation: bool = False

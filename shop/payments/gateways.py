@@ -122,7 +122,9 @@ def build_gateways(
         gateways.append(Gateway(stripe, idempotent_create=True, rng=rng))
     if "cryptopay" in enabled:
         assert config.cryptopay_token
-        cryptopay = CryptoPay(http, token=config.cryptopay_token, api_url=config.cryptopay_api_url)
+        cryptopay = CryptoPay(
+            http, token=config.cryptopay_token, api_url=config.cryptopay_api_url, clock=clock
+        )
         gateways.append(Gateway(cryptopay, idempotent_create=False, rng=rng))
     if "heleket" in enabled:
         assert config.heleket_merchant

@@ -24,10 +24,11 @@ from urllib.parse import urljoin
 
 import httpx
 
-from ._http import Fields, call_api, decimal_text, equal_digests, load_webhook
+from ._http import Fields, call_api, decimal_text, equal_digests, load_json, load_webhook
 from .base import (
     Checkout,
     Headers,
+    MalformedWebhook,
     PaymentRequest,
     ProviderEvent,
     ProviderRefused,
@@ -128,30 +129,41 @@ class Heleket:
         )
 
     def verify(self, headers: Headers, body: bytes, peer: str) -> None:
-        """Check the ``sign`` field in the body (401 when missing or wrong)."""
+        """Check the ``sign`` field in the body (401 when missing or wrong).
+
+        The sign is inside the body, so a body that is not a JSON object cannot be
+        checked at all: that raises :class:`MalformedWebhook` (400), as it would from
+        :meth:`parse` at the other providers.
+        """
         try:
-            data: object = json.loads(body)
+            data = load_json(body)
         except ValueError:
-            raise WebhookRejected("heleket: the body is not JSON") from None
+            raise MalformedWebhook("heleket: the body is not JSON") from None
         if not isinstance(data, dict):
-            raise WebhookRejected("heleket: the body is not a JSON object")
+            raise MalformedWebhook("heleket: the body is not a JSON object")
         given = data.pop("sign", None)
         if not isinstance(given, str) or not given:
             raise WebhookRejected("heleket: no sign in the body")
-        if not equal_digests(self._sign(php_json(data)), given):
+        try:
+            signed = php_json(data)
+        except RecursionError:  # read back, but one level too deep to write again
+            raise MalformedWebhook("heleket: the JSON is nested too deeply") from None
+        if not equal_digests(self._sign(signed), given):
             raise WebhookRejected("heleket: the sign does not match")
 
     def parse(self, body: bytes) -> ProviderEvent:
         """A payment webhook; the event id is ``"{uuid}:{status}"`` (Heleket resends)."""
         webhook = load_webhook(self.name, body)
         status = webhook.text("status")
-        currency = webhook.currency("currency")
+        # Any currency: an invoice in one the shop does not use is still stored (amount
+        # None: the shop has no minor unit for it).
+        currency = webhook.currency_code("currency")
         return ProviderEvent(
             event_id=f"{webhook.text('uuid')}:{status}",
             reference=webhook.optional_text("order_id"),
             provider_payment_id=webhook.text("uuid"),
             state=_STATES.get(status, ProviderState.PENDING),
-            amount=webhook.minor("amount", currency),
+            amount=webhook.minor_if_known("amount", currency),
             currency=currency,
         )
 

@@ -5,7 +5,7 @@ the PaymentIntent once the customer paid; refunds go through it.
 
 Webhooks are signed: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`` is
 HMAC-SHA256 of ``"{t}.{raw body}"`` with the endpoint secret (``whsec_…``), as in the
-official SDK's ``_webhook.py``.
+official SDK's ``_webhook.py`` (see :meth:`Stripe.verify` for the timestamp rule).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from ..clock import WallClock
+from ..money import EXPONENTS
 from ._http import Fields, call_api, load_webhook
 from .base import (
     Checkout,
@@ -121,25 +122,31 @@ class Stripe:
         timestamp, signatures = _parse_signature(header)
         if not signatures:
             raise WebhookRejected("stripe: no v1 signature in the header")
-        now = int(self._clock.now().timestamp())
-        if abs(now - timestamp) > self.tolerance:
-            raise WebhookRejected("stripe: the signature timestamp is outside the tolerance")
         signed = b"%d." % timestamp + body
         expected = hmac.new(self._webhook_secret, signed, hashlib.sha256).hexdigest()
         # Every v1 is compared (secrets roll over with two signatures at once).
         matches = [hmac.compare_digest(expected.encode(), given) for given in signatures]
         if not any(matches):
             raise WebhookRejected("stripe: no signature matches")
+        # As stripe-python's WebhookSignature.verify_header (stripe/_webhook.py, read at
+        # commit 016aa9f02f53201066cb188437fd00605724b365): after the signature matched,
+        # ``if tolerance and timestamp < time.time() - tolerance: raise``. Only a delivery
+        # signed too long ago is refused (a replay); a timestamp ahead of our clock (the
+        # sender's clock runs fast, or ours slow) is accepted.
+        if self.tolerance and timestamp < self._clock.now().timestamp() - self.tolerance:
+            raise WebhookRejected("stripe: the signature timestamp is older than the tolerance")
 
     def parse(self, body: bytes) -> ProviderEvent:
         """A Stripe event; its ``id`` is the event id. Types the shop does not act on
         come back as PENDING, with our reference when the object carries one."""
         event = load_webhook(self.name, body)
         kind = event.text("type")
-        thing = event.section("data").section("object")
         if kind == "charge.refunded":
-            return _refund_event(event.text("id"), thing)
+            return _refund_event(event.text("id"), event.section("data").section("object"))
         if not kind.startswith("checkout.session."):
+            # Any other event (the endpoint may be subscribed to more, or be a thin "v2"
+            # event without data): stored and answered 200, so it needs no more than this.
+            thing = event.optional_section("data").optional_section("object")
             return ProviderEvent(
                 event_id=event.text("id"),
                 reference=thing.optional_section("metadata").optional_text("reference"),
@@ -148,6 +155,7 @@ class Stripe:
                 amount=None,
                 currency=None,
             )
+        thing = event.section("data").section("object")
         if kind == "checkout.session.completed":
             # "unpaid": an async method (bank debit) still settling. "no_payment_required"
             # cannot happen for our sessions (no coupons), so it grants nothing either.
@@ -155,7 +163,7 @@ class Stripe:
             state = ProviderState.PAID if paid else ProviderState.PENDING
         else:
             state = _SESSION_EVENTS.get(kind, ProviderState.PENDING)
-        amount, currency = _session_amount(thing)
+        amount, currency = _session_amount(thing, event=True)
         return ProviderEvent(
             event_id=event.text("id"),
             reference=_reference(thing),
@@ -205,14 +213,15 @@ def _parse_signature(header: str) -> tuple[int, list[bytes]]:
 
 def _refund_event(event_id: str, charge: Fields) -> ProviderEvent:
     """``charge.refunded``: the charge has our reference (copied from the PaymentIntent)."""
-    currency = charge.currency("currency")
+    currency = charge.currency_code("currency")
+    refunded = charge.integer("amount_refunded")
     return ProviderEvent(
         event_id=event_id,
         reference=charge.optional_section("metadata").optional_text("reference"),
         provider_payment_id=None,  # a charge does not name the Checkout Session
         # Partial refunds send charge.refunded too; only a full one is REFUNDED.
         state=ProviderState.REFUNDED if charge.flag("refunded") else ProviderState.PENDING,
-        amount=charge.integer("amount_refunded"),
+        amount=refunded if _known(currency) else None,
         currency=currency,
     )
 
@@ -222,8 +231,20 @@ def _reference(thing: Fields) -> str | None:
     return reference or thing.optional_section("metadata").optional_text("reference")
 
 
-def _session_amount(session: Fields) -> tuple[int | None, str | None]:
-    """``amount_total`` is already in minor units; the currency is lower-case."""
+def _session_amount(session: Fields, *, event: bool = False) -> tuple[int | None, str | None]:
+    """``amount_total`` is already in minor units; the currency is lower-case.
+
+    From an ``event``, a currency the shop does not know is kept with no amount (Stripe's
+    minor unit for it may not be ours); from the API it is an answer the shop cannot use.
+    """
     if not session.has("amount_total"):
         return None, None
-    return session.integer("amount_total"), session.currency("currency")
+    total = session.integer("amount_total")
+    if not event:
+        return total, session.currency("currency")
+    currency = session.currency_code("currency")
+    return (total if _known(currency) else None), currency
+
+
+def _known(currency: str) -> bool:
+    return currency in EXPONENTS

@@ -135,9 +135,10 @@ class YooKassa:
         thing = notification.section("object")
         amount, currency = None, None
         if event.startswith(("payment.", "refund.")):
+            # Any currency: a payment in one the shop does not use is still stored.
             value = thing.section("amount")
-            currency = value.currency("currency")
-            amount = value.minor("value", currency)
+            currency = value.currency_code("currency")
+            amount = value.minor_if_known("value", currency)
         payment_id: str | None = None
         state: ProviderState | None = None
         if event.startswith("refund."):
@@ -187,9 +188,10 @@ def _payment_state(payment: Fields) -> ProviderState | None:
         if reason == "expired_on_confirmation":  # the customer did not pay in time
             return ProviderState.EXPIRED
     if status == "succeeded" and payment.has("refunded_amount"):
-        total = payment.section("amount")
-        currency = total.currency("currency")
-        refunded = payment.section("refunded_amount").minor("value", currency)
-        if refunded >= total.minor("value", currency):  # partly refunded is still paid
+        # Compared as decimals: this also reads payments in currencies the shop does not
+        # know (from webhooks), which have no minor unit here.
+        total = payment.section("amount").decimal("value")
+        refunded = payment.section("refunded_amount").decimal("value")
+        if refunded >= total:  # partly refunded is still paid
             return ProviderState.REFUNDED
     return _STATES.get(status)

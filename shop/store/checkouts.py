@@ -91,13 +91,3 @@ def next_check(conn: Connection) -> dt.datetime | None:
         "SELECT min(next_check_at) FROM payments WHERE status = 'pending'"
     ).fetchone()
     return row[0] if row else None
-
-
-def note_problem(
-    conn: Connection, payment_id: str, problem: str, amount: int | None, currency: str | None
-) -> None:
-    conn.execute(
-        "UPDATE payments SET problem = %s, paid_amount = COALESCE(%s, paid_amount),"
-        " paid_currency = COALESCE(%s, paid_currency) WHERE id = %s",
-        (problem, amount, currency, payment_id),
-    )

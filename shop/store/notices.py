@@ -1,20 +1,26 @@
-"""What the shop owes customers to hear about their subscription, decided set-based in SQL.
+"""What the shop owes customers to hear, decided in the same SQL that decides the event.
 
-Each notice is (customer, kind, subscription period): unique, so a job that runs again
-or on two instances decides nothing twice. A notice is written by the statement that
-decides it and marked sent once handed to the outbox; :func:`unsent` re-checks it
-against the subscription as it is now, so a renewal in between cancels a reminder.
+A subscription notice is (customer, kind, subscription period), decided set-based; a
+payment notice is (customer, kind, 0, payment id), written in the transaction that moves
+the money. Both are unique, so a job that runs again, a replayed event or a second
+instance decides nothing twice. A notice is leased to one deliverer (``claimed_until``,
+``claimed_by``: a lease of a dead instance is void at once, see ``store.instance``) and
+marked sent only once Telegram accepted it. :func:`claim_unsent` re-checks a
+subscription notice against the subscription as it is now, so a renewal in between
+cancels a reminder decided before it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 from psycopg.rows import class_row
 
+from .instance import LIVE_INSTANCES
 from .pool import Connection
 
 REMINDER_DAYS = 3
@@ -107,6 +113,7 @@ class Notice:
     telegram_id: int
     kind: str
     period: int
+    ref: str  # the payment a payment notice is about; '' for subscription notices
     detail: dict[str, Any]
     language: str
     blocked: bool
@@ -117,6 +124,8 @@ class Notice:
     @property
     def stale(self) -> bool:
         """The subscription moved on (renewed, or expired after all) since it was decided."""
+        if self.ref:
+            return False  # about a payment: true whatever happened since
         if self.current_period != self.period:
             return True
         if self.kind == "expired":
@@ -124,51 +133,102 @@ class Notice:
         return self.status != "active"
 
 
-#: How long a deliverer holds the notices it took before another may retry them.
+#: How long a deliverer holds the notices it took before another may retry them (when
+#: the deliverer itself is alive: a dead instance's leases are void at once).
 CLAIM_LEASE = dt.timedelta(minutes=10)
 
+_NOTICE_COLUMNS = (
+    "n.telegram_id, n.kind, n.period, n.ref, n.detail, c.language, c.blocked,"
+    " s.period AS current_period, s.status, s.expires_at"
+)
+_NOTICE_JOINS = (
+    " JOIN customers c ON c.telegram_id = n.telegram_id"
+    " LEFT JOIN subscriptions s ON s.telegram_id = n.telegram_id"
+)
 
-def claim_unsent(conn: Connection, now: dt.datetime, limit: int) -> list[Notice]:
-    """Take up to ``limit`` notices to deliver, oldest first.
 
-    Each is leased to this caller, so two deliverers (two jobs at once, two instances)
-    never hand the same notice over twice; one that crashed leaves it to the next after
-    the lease.
+def claim_unsent(conn: Connection, now: dt.datetime, limit: int, holder: int) -> list[Notice]:
+    """Take up to ``limit`` notices to deliver, oldest first, leased to ``holder``.
+
+    Free are those never leased, whose lease ran out, or whose holder is no longer
+    alive; two deliverers (two jobs, two instances) never take the same notice at once.
     """
     with conn.cursor(row_factory=class_row(Notice)) as cur:
         cur.execute(
-            "WITH taken AS ("
-            " UPDATE notices SET claimed_until = %(lease)s"
-            " WHERE (telegram_id, kind, period) IN ("
-            "  SELECT telegram_id, kind, period FROM notices WHERE sent_at IS NULL"
-            "  AND (claimed_until IS NULL OR claimed_until < %(now)s)"
+            f"WITH live AS ({LIVE_INSTANCES}), taken AS ("
+            " UPDATE notices SET claimed_until = %(lease)s, claimed_by = %(holder)s"
+            " WHERE (telegram_id, kind, period, ref) IN ("
+            "  SELECT telegram_id, kind, period, ref FROM notices WHERE sent_at IS NULL"
+            "  AND (claimed_until IS NULL OR claimed_until < %(now)s OR claimed_by IS NULL"
+            "   OR claimed_by NOT IN (SELECT objid FROM live))"
             "  ORDER BY created_at, telegram_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-            " RETURNING telegram_id, kind, period, detail, created_at)"
-            " SELECT n.telegram_id, n.kind, n.period, n.detail, c.language, c.blocked,"
-            " s.period AS current_period, s.status, s.expires_at"
-            " FROM taken n JOIN customers c ON c.telegram_id = n.telegram_id"
-            " LEFT JOIN subscriptions s ON s.telegram_id = n.telegram_id"
+            " RETURNING telegram_id, kind, period, ref, detail, created_at)"
+            f" SELECT {_NOTICE_COLUMNS} FROM taken n {_NOTICE_JOINS}"
             " ORDER BY n.created_at, n.telegram_id",
-            {"lease": now + CLAIM_LEASE, "now": now, "limit": limit},
+            {"lease": now + CLAIM_LEASE, "now": now, "limit": limit, "holder": holder},
         )
         return cur.fetchall()
 
 
+def owe_about_payment(
+    conn: Connection,
+    telegram_id: int,
+    kind: str,
+    payment_id: str,
+    detail: dict[str, Any],
+    now: dt.datetime,
+    holder: int,
+) -> Notice | None:
+    """Owe a notice about a payment, leased to ``holder`` who delivers it next; None if
+    it was owed already (a replayed event)."""
+    with conn.cursor(row_factory=class_row(Notice)) as cur:
+        cur.execute(
+            "WITH owed AS (INSERT INTO notices (telegram_id, kind, period, ref, created_at,"
+            " detail, claimed_until, claimed_by)"
+            " VALUES (%(who)s, %(kind)s, 0, %(ref)s, %(now)s, %(detail)s::jsonb, %(lease)s,"
+            " %(holder)s) ON CONFLICT DO NOTHING RETURNING *)"
+            f" SELECT {_NOTICE_COLUMNS} FROM owed n {_NOTICE_JOINS}",
+            {
+                "who": telegram_id,
+                "kind": kind,
+                "ref": payment_id,
+                "now": now,
+                "detail": _json(detail),
+                "lease": now + CLAIM_LEASE,
+                "holder": holder,
+            },
+        )
+        return cur.fetchone()
+
+
 def mark_sent(conn: Connection, notices: Sequence[Notice], now: dt.datetime) -> None:
     conn.execute(
-        "UPDATE notices n SET sent_at = %s FROM unnest(%s::bigint[], %s::text[], %s::int[])"
-        " AS done(telegram_id, kind, period)"
-        " WHERE (n.telegram_id, n.kind, n.period) = (done.telegram_id, done.kind, done.period)",
+        "UPDATE notices n SET sent_at = %s FROM unnest(%s::bigint[], %s::text[], %s::int[],"
+        " %s::text[]) AS done(telegram_id, kind, period, ref)"
+        " WHERE (n.telegram_id, n.kind, n.period, n.ref)"
+        " = (done.telegram_id, done.kind, done.period, done.ref)",
         (
             now,
             [n.telegram_id for n in notices],
             [n.kind for n in notices],
             [n.period for n in notices],
+            [n.ref for n in notices],
         ),
     )
 
 
-def _json(value: dict[str, Any]) -> str:
-    import json
+def next_free(conn: Connection, now: dt.datetime) -> dt.datetime | None:
+    """When the next unsent notice can be taken (now, if one can); None if none is owed."""
+    row = conn.execute(
+        f"WITH live AS ({LIVE_INSTANCES}) SELECT min(CASE"
+        " WHEN claimed_until IS NULL OR claimed_by IS NULL"
+        "  OR claimed_by NOT IN (SELECT objid FROM live) THEN %(now)s"
+        " ELSE GREATEST(claimed_until, %(now)s) END)"
+        " FROM notices WHERE sent_at IS NULL",
+        {"now": now},
+    ).fetchone()
+    return None if row is None else row[0]
 
+
+def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, default=str)

@@ -6,9 +6,12 @@ the row in the state it expects and the other finds nothing and changes nothing.
 grant a payment pays for is written in the same transaction, and ``grants`` has the
 payment id as primary key: a second grant for one payment cannot exist.
 
-States: pending -> paid -> completed; pending -> canceled | expired; completed ->
-refunded. A success reported for an expired or canceled payment is still honoured: the
-customer's money was taken.
+States: pending -> paid -> completed; pending -> canceled | expired; pending | paid |
+expired | canceled | problem | completed -> refunded (a refund that overtakes the success
+wins; only a completed payment had something to reverse); pending -> problem (paid short
+or in another currency). A success reported for an expired, canceled or problem payment
+is still honoured: the customer's money was taken. A notice to the customer about the
+change is owed in the same transaction (``store.notices``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import attrs
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from . import ledger, subscriptions
+from . import ledger, notices, subscriptions
+from .notices import Notice
 from .pool import Connection
 from .subscriptions import SubscriptionRow
 
 #: States from which money arriving completes the payment.
-PAYABLE = ("pending", "paid", "expired", "canceled")
+PAYABLE = ("pending", "paid", "expired", "canceled", "problem")
+#: States from which a refund moves a payment to ``refunded``.
+REFUNDABLE = (*PAYABLE, "completed")
 
 
 @attrs.frozen
@@ -79,12 +85,12 @@ class NewPayment:
 
 @attrs.frozen
 class Grant:
-    """What a fulfilled payment gave, for the confirmation message."""
+    """What a fulfilled payment gave, and the confirmation owed for it."""
 
     payment: PaymentRow
-    language: str
     subscription: SubscriptionRow | None  # after the grant (plans)
     balances: dict[str, int]  # after the grant (packages)
+    notice: Notice | None  # the confirmation, leased to the caller to deliver
 
 
 def new_reference() -> str:
@@ -160,7 +166,9 @@ class Charge:
     provider_payment_id: str | None = None
 
 
-def fulfil(conn: Connection, payment_id: str, charge: Charge, now: dt.datetime) -> Grant | None:
+def fulfil(
+    conn: Connection, payment_id: str, charge: Charge, now: dt.datetime, holder: int
+) -> Grant | None:
     """Complete a payable payment and grant what it pays for; None if it was not payable.
 
     Call inside one transaction (``Store.run``): the state change and the grant commit
@@ -188,11 +196,11 @@ def fulfil(conn: Connection, payment_id: str, charge: Charge, now: dt.datetime) 
         payment = cur.fetchone()
     if payment is None:
         return None
-    return _grant(conn, payment, now)
+    return _grant(conn, payment, now, holder)
 
 
 def fulfil_renewal(
-    conn: Connection, parent: PaymentRow, charge: Charge, now: dt.datetime
+    conn: Connection, parent: PaymentRow, charge: Charge, now: dt.datetime, holder: int
 ) -> Grant | None:
     """A Stars subscription renewed: one new completed payment per charge id, granted once."""
     with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
@@ -222,10 +230,10 @@ def fulfil_renewal(
         payment = cur.fetchone()
     if payment is None:
         return None
-    return _grant(conn, payment, now)
+    return _grant(conn, payment, now, holder)
 
 
-def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime) -> Grant:
+def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime, holder: int) -> Grant:
     subscription = None
     if payment.product_kind == "plan":
         subscription = subscriptions.extend(
@@ -233,11 +241,10 @@ def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime) -> Grant:
         )
     for currency, amount in payment.credit.items():
         ledger.credit(conn, payment.telegram_id, currency, amount, "topup", payment.id, now)
-    # The grant row last: its primary key backs up "at most once" for the whole transaction.
-    language = conn.execute(
+    # The grant row before the notice: its primary key backs up "at most once".
+    conn.execute(
         "INSERT INTO grants (payment_id, telegram_id, days, granted_at, expires_after)"
-        " VALUES (%s, %s, %s, %s, %s)"
-        " RETURNING (SELECT language FROM customers WHERE telegram_id = grants.telegram_id)",
+        " VALUES (%s, %s, %s, %s, %s)",
         (
             payment.id,
             payment.telegram_id,
@@ -245,16 +252,24 @@ def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime) -> Grant:
             now,
             subscription.expires_at if subscription else None,
         ),
-    ).fetchone()
-    return Grant(
-        payment=payment,
-        language=str(language[0]) if language and language[0] else "en",
-        subscription=subscription,
-        balances=ledger.balances(conn, payment.telegram_id) if payment.credit else {},
     )
+    balances = ledger.balances(conn, payment.telegram_id) if payment.credit else {}
+    detail = {
+        "title": payment.title,
+        "expires_at": _iso(subscription.expires_at) if subscription else None,
+        "lifetime": bool(subscription and subscription.lifetime),
+        "credited": dict(payment.credit),
+        "balances": balances,
+    }
+    notice = notices.owe_about_payment(
+        conn, payment.telegram_id, "paid", payment.id, detail, now, holder
+    )
+    return Grant(payment, subscription, balances, notice)
 
 
-def pay_from_balance(conn: Connection, payment_id: str, now: dt.datetime) -> Grant | None:
+def pay_from_balance(
+    conn: Connection, payment_id: str, now: dt.datetime, holder: int
+) -> Grant | None:
     """Claim, grant and debit, in one transaction; None if the payment is not payable.
 
     The claim comes first, so of two confirmations racing (two taps, two processes) one
@@ -266,50 +281,12 @@ def pay_from_balance(conn: Connection, payment_id: str, now: dt.datetime) -> Gra
         return None
     if payment.status != "pending" or payment.expires_at <= now:
         return None
-    grant = fulfil(conn, payment_id, Charge(payment.amount, payment.currency), now)
+    grant = fulfil(conn, payment_id, Charge(payment.amount, payment.currency), now, holder)
     if grant is not None:
         ledger.debit(
             conn, payment.telegram_id, payment.currency, payment.amount, "purchase", payment.id, now
         )
     return grant
-
-
-@attrs.frozen
-class Refund:
-    payment: PaymentRow
-    language: str
-    subscription: SubscriptionRow | None
-    taken_back: dict[str, int]
-
-
-def refund(conn: Connection, payment_id: str, now: dt.datetime) -> Refund | None:
-    """Mark a completed payment refunded and reverse what it granted; None if not completed.
-
-    Access is shortened by the days paid for (never below now); a balance credit is
-    taken back as far as the balance allows (never below zero).
-    """
-    with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
-        cur.execute(
-            "UPDATE payments SET status = 'refunded', updated_at = %s"
-            f" WHERE id = %s AND status = 'completed' RETURNING {_COLUMNS}",
-            (now, payment_id),
-        )
-        payment = cur.fetchone()
-    if payment is None:
-        return None
-    conn.execute("UPDATE grants SET reversed_at = %s WHERE payment_id = %s", (now, payment_id))
-    subscription = None
-    if payment.product_kind == "plan" and payment.days:
-        subscription = subscriptions.shorten(conn, payment.telegram_id, payment.days, now)
-    taken = {
-        currency: ledger.take_back(conn, payment.telegram_id, currency, amount, payment.id, now)
-        for currency, amount in payment.credit.items()
-    }
-    if payment.provider == "balance":  # the money goes back where it came from
-        ledger.credit(
-            conn, payment.telegram_id, payment.currency, payment.amount, "refund", payment.id, now
-        )
-    return Refund(payment, _language(conn, payment.telegram_id), subscription, taken)
 
 
 def close(conn: Connection, payment_id: str, status: str, now: dt.datetime) -> bool:
@@ -351,8 +328,5 @@ def recent(conn: Connection, telegram_id: int, limit: int = 100) -> list[dict[st
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def _language(conn: Connection, telegram_id: int) -> str:
-    row = conn.execute(
-        "SELECT language FROM customers WHERE telegram_id = %s", (telegram_id,)
-    ).fetchone()
-    return str(row[0]) if row else "en"
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

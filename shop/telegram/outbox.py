@@ -14,10 +14,16 @@ Failures: 429 waits exactly ``retry_after`` and repeats the call; 403 reports th
 as blocked through ``on_blocked``; "message is not modified" counts as success; a group
 upgraded to a supergroup is retried with the new chat id; 5xx and network errors are
 retried a bounded number of times with exponential backoff and jitter.
+
+Receipts: work whose effects must survive a crash (a journaled update, a notice) sets
+:data:`current_receipts` while it runs; every call queued meanwhile is counted there, and
+the work is told once all of them are *settled*: accepted by Telegram, or refused for
+good (400, 403). Only then may it be marked done (DESIGN.md, "Effects that must happen").
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import heapq
 import itertools
@@ -56,6 +62,49 @@ def is_limited(method: str) -> bool:
     return method.startswith(("send", "edit", "copy", "forward"))
 
 
+class Receipts:
+    """The calls queued on behalf of one piece of work, until Telegram has settled them.
+
+    ``on_settled(delivered)`` is called once, after :meth:`close` and the last call's end;
+    ``delivered`` is False when some call failed in a way a retry might fix (the network,
+    Telegram's 5xx after every attempt): the work should then stay undone, to be repeated.
+    """
+
+    def __init__(self, on_settled: Callable[[bool], None]) -> None:
+        self._on_settled = on_settled
+        self._open = 0
+        self._closed = False
+        self._delivered = True
+
+    def add(self) -> None:
+        self._open += 1
+
+    def settle(self, result: outcome.Outcome[Any] | None) -> None:
+        self._open -= 1
+        if result is None or (
+            isinstance(result, outcome.Error)
+            and not isinstance(result.error, BadRequest | Forbidden)
+        ):
+            self._delivered = False
+        self._fire()
+
+    def close(self) -> None:
+        """No more calls will be added: report as soon as the queued ones are settled."""
+        self._closed = True
+        self._fire()
+
+    def _fire(self) -> None:
+        if self._closed and self._open == 0:
+            self._closed = False  # report once
+            self._on_settled(self._delivered)
+
+
+#: The receipts that calls queued by the running task are counted in (None: not counted).
+current_receipts: contextvars.ContextVar[Receipts | None] = contextvars.ContextVar(
+    "current_receipts", default=None
+)
+
+
 @attrs.define(eq=False)
 class _Call:
     method: str
@@ -63,6 +112,7 @@ class _Call:
     lane: Lane
     result: outcome.Outcome[Any] | None = None
     done: trio.Event | None = None
+    receipts: Receipts | None = None
 
 
 @attrs.define(eq=False)
@@ -172,6 +222,9 @@ class Outbox:
 
     async def _put(self, call: _Call) -> None:
         await self._room.acquire()
+        call.receipts = current_receipts.get()
+        if call.receipts is not None:
+            call.receipts.add()
         if self._queued == 0 and self._in_flight == 0:
             self._idle = trio.Event()
         self._queued += 1
@@ -258,6 +311,8 @@ class Outbox:
                     heapq.heappush(self._timers, (chat.next_at, next(self._seq), chat))
             if call.done is not None:
                 call.done.set()
+            if call.receipts is not None:
+                call.receipts.settle(call.result)  # None: stopped before an answer
             if self._in_flight == 0 and self._queued == 0:
                 self._idle.set()
             self._changed.set()

@@ -139,6 +139,7 @@ async def test_message_arriving_during_passivation_is_not_lost(
     assert world.saved["a"] == 2
 
 
+@pytest.mark.allows_actor_errors
 async def test_raising_handler_fails_the_asker_and_the_actor_carries_on(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -155,6 +156,7 @@ async def test_raising_handler_fails_the_asker_and_the_actor_carries_on(
     assert world.activations == 3  # a, b, then a again after the failure
 
 
+@pytest.mark.allows_actor_errors
 async def test_messages_queued_behind_a_failure_are_still_handled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 import trio
 import trio.testing
 
@@ -161,6 +162,7 @@ async def test_a_refused_send_marks_the_customer_blocked_until_they_return(
         assert shop.query("SELECT blocked FROM customers") == [(True,)]
 
 
+@pytest.mark.allows_actor_errors
 async def test_a_button_is_answered_even_when_its_handler_fails(
     shop_at: Any, autojump_clock: trio.testing.MockClock
 ) -> None:

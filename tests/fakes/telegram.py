@@ -10,10 +10,15 @@ test's own trio run::
     fake.send_text(42, "/start")
     (reply,) = await fake.wait_for("sendMessage", chat_id=42)
 
-Deliberate simplifications: only private chats; message ``text`` is stored as sent (HTML tags
-are stripped only to measure its length); the server's anti-busy-loop rules for getUpdates
-(forced timeout=3 and limit=1 on repeated offsets) and its 3 s delay on repeated 409s are left
-out, because they would slow every test down; updates are never pushed to a webhook.
+Text sent with parse_mode HTML goes through a port of tdlib's ``parse_html``: malformed HTML
+fails with the server's ``can't parse entities`` error, and the visible text is what is
+measured against the 4096-character limit (``parse_html`` gives it to tests too).
+
+Deliberate simplifications: only private chats; message ``text`` is stored as sent (not as
+the visible text plus entities); Markdown is not parsed; the server's anti-busy-loop rules
+for getUpdates (forced timeout=3 and limit=1 on repeated offsets) and its 3 s delay on
+repeated 409s are left out, because they would slow every test down; updates are never
+pushed to a webhook; a refund sends no ``refunded_payment`` update (see ``refunded_payment``).
 
 Run ``python -m tests.fakes.telegram --port 8081`` for a standalone server with a control API
 under ``/_fake/`` (see ``FakeTelegram._control``).
@@ -24,7 +29,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import html
 import itertools
 import json
 import logging
@@ -144,8 +148,10 @@ class FakeTelegram:
 
     Attributes that tests may read: ``calls``, ``pending``, ``confirmed_offset``, ``blocked``,
     ``webhook_url``, ``invoice_links`` (link -> createInvoiceLink params), ``refunded`` (charge
-    ids) and ``subscriptions`` (charge id -> is_canceled). ``pre_checkout_timeout`` is the
-    documented 10 s answer deadline for pre-checkout queries (set ``math.inf`` to lift it).
+    ids), ``subscriptions`` (charge id -> is_canceled) and ``star_transactions`` (the bot's
+    Telegram Stars transactions, oldest first, as ``getStarTransactions`` returns them).
+    ``pre_checkout_timeout`` is the documented 10 s answer deadline for pre-checkout queries
+    (set ``math.inf`` to lift it).
 
     Message dates come from ``clock`` (pass the test's ``TrioClock`` so they agree with the
     shop's), else ``EPOCH`` plus trio's clock. With ``history=False`` calls are only counted,
@@ -200,6 +206,8 @@ class FakeTelegram:
         self._serial = itertools.count(1)
         self.invoice_links: dict[str, Json] = {}
         self.refunded: set[str] = set()
+        self.star_transactions: list[Json] = []
+        self._charges: dict[str, Json] = {}  # charge id -> its incoming StarTransaction
         self.subscriptions: dict[str, bool] = {}
         self.blocked: set[int] = set()
         self._failures: list[_Failure] = []
@@ -244,8 +252,10 @@ class FakeTelegram:
             body += message.get("body", b"")
         body += message.get("body", b"")
         path: str = scope["path"]
+        payload: Any
         if path.startswith("/_fake/"):
-            status, payload = self._control(scope["method"], path[7:], bytes(body))
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            status, payload = self._control(scope["method"], path[7:], query, bytes(body))
         elif path.startswith("/bot"):
             status, payload = await self._api(scope, bytes(body))
         else:
@@ -308,9 +318,13 @@ class FakeTelegram:
             raise ApiError(403, BLOCKED)
         return await handler(params)
 
-    def _control(self, verb: str, name: str, body: bytes) -> tuple[int, Json]:
-        """``POST updates`` (a list of updates, or ``{"start_storm": {"users", "first_id"}}``),
-        ``GET stats`` and ``POST reset``: enough for a benchmark to drive a separate process."""
+    def _control(self, verb: str, name: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The control API for a fake in its own process (``python -m tests.fakes.telegram``).
+
+        ``POST updates`` (a list of updates, or ``{"start_storm": {"users", "first_id"}}``),
+        ``GET stats``, ``POST reset``, ``POST delay`` (``{"method", "seconds"}``: as ``delay``)
+        and ``GET messages?chat_id=N`` (the bot's messages in that chat, as ``messages``).
+        """
         if (verb, name) == ("GET", "stats"):
             stats = {"calls": dict(self.counts), "pending": len(self.pending)}
             return 200, stats | {"confirmed_offset": self.confirmed_offset}
@@ -325,6 +339,22 @@ class FakeTelegram:
                 users = range(first, first + int(storm["users"]))
                 return 200, {"ok": True, "result": [self.send_text(u, "/start") for u in users]}
             return 200, {"ok": True, "result": [self.add_update(u) for u in data]}
+        if (verb, name) == ("POST", "delay"):
+            try:
+                data = json.loads(body)
+                method, seconds = str(data["method"]), float(data["seconds"])
+            except (ValueError, TypeError, KeyError):
+                return 400, ApiError(400, 'Bad Request: expected {"method", "seconds"}').body()
+            if not math.isfinite(seconds) or seconds < 0:
+                return 400, ApiError(400, "Bad Request: seconds must be 0 or more").body()
+            self.delay(method, seconds)
+            return 200, {"ok": True, "result": True}
+        if (verb, name) == ("GET", "messages"):
+            try:
+                chat_id = int(query["chat_id"])
+            except (KeyError, ValueError):
+                return 400, ApiError(400, "Bad Request: chat_id is required").body()
+            return 200, self.messages(chat_id)
         return 404, ApiError(404, "Not Found").body()
 
     # ----------------------------------------------------------------- programming
@@ -487,7 +517,20 @@ class FakeTelegram:
         is_first_recurring: bool | None = None,
         subscription_expiration_date: int | None = None,
     ) -> int:
-        """The service message Telegram sends after charging the user."""
+        """The service message Telegram sends after charging the user.
+
+        A payment in Stars is also recorded as the bot's incoming transaction (once per
+        charge id, so a redelivered update adds none); a recurring one has a 30-day period.
+        """
+        if currency == "XTR" and charge_id not in self._charges:
+            period = 2592000 if is_recurring else None
+            self.charge_silently(
+                user_id,
+                payload=payload,
+                total_amount=total_amount,
+                charge_id=charge_id,
+                subscription_period=period,
+            )
         payment = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload}
         payment |= {"telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
         optional = {
@@ -497,6 +540,42 @@ class FakeTelegram:
         }
         payment |= {k: v for k, v in optional.items() if v is not None}
         return self.add_update({"message": self._user_message(user_id, successful_payment=payment)})
+
+    def charge_silently(
+        self,
+        user_id: int,
+        *,
+        payload: str,
+        total_amount: int,
+        charge_id: str,
+        subscription_period: int | None = None,
+    ) -> Json:
+        """Telegram charges the user in Stars but the bot never gets ``successful_payment``.
+
+        Only the transaction is recorded (and returned), as when the update expired after
+        24 h undelivered; ``getStarTransactions`` is then the only trace of the payment.
+        """
+        if charge_id in self._charges:
+            raise ValueError(f"charge {charge_id} is already recorded")
+        source: Json = {"type": "user", "transaction_type": "invoice_payment"}
+        source |= {"user": self._user(user_id), "invoice_payload": payload}
+        if subscription_period is not None:
+            source["subscription_period"] = subscription_period
+        transaction = {"id": charge_id, "amount": total_amount, "date": self._date()}
+        transaction["source"] = source
+        self._charges[charge_id] = transaction
+        self.star_transactions.append(transaction)
+        return transaction
+
+    def share_stars(self, other: FakeTelegram) -> None:
+        """Make ``other`` keep its Stars charges, transactions and refunds in this fake's.
+
+        For one bot served by two fakes (two shop processes): Telegram keeps one Stars
+        account per bot, whichever process calls it. Undone by ``other.reset()``.
+        """
+        other._charges = self._charges
+        other.star_transactions = self.star_transactions
+        other.refunded = self.refunded
 
     def refunded_payment(
         self,
@@ -576,6 +655,7 @@ class FakeTelegram:
             "sendInvoice": self._send_invoice,
             "createInvoiceLink": self._create_invoice_link,
             "refundStarPayment": self._refund_star_payment,
+            "getStarTransactions": self._get_star_transactions,
             "editUserStarSubscription": self._edit_user_star_subscription,
         }
 
@@ -697,13 +777,28 @@ class FakeTelegram:
         return link
 
     async def _refund_star_payment(self, params: Json) -> bool:
-        # Unknown charge ids are refunded too: tests need not inject the payment first.
-        _int(params, "user_id")
-        charge_id = _required(params, "telegram_payment_charge_id")
-        if charge_id in self.refunded:
+        # Telegram documents CHARGE_ALREADY_REFUNDED for payments.refundStarsCharge; for a
+        # charge it does not know, or one of another user, the server's CHARGE_NOT_FOUND.
+        user_id = _user_id(params)
+        charge_id = params.get("telegram_payment_charge_id")
+        if charge_id in (None, ""):
+            raise ApiError(400, 'Bad Request: parameter "telegram_payment_charge_id" is required')
+        charge = self._charges.get(str(charge_id))
+        if charge is None or charge["source"]["user"]["id"] != user_id:
+            raise ApiError(400, "Bad Request: CHARGE_NOT_FOUND")
+        if charge["id"] in self.refunded:
             raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
-        self.refunded.add(charge_id)
+        self.refunded.add(charge["id"])
+        # The refund is an outgoing transaction with the id and partner of the original.
+        refund = {"id": charge["id"], "amount": charge["amount"], "date": self._date()}
+        self.star_transactions.append(refund | {"receiver": dict(charge["source"])})
         return True
+
+    async def _get_star_transactions(self, params: Json) -> Json:
+        # Client::get_integer_arg clamps rather than refusing: limit 1..100, offset >= 0.
+        offset = max(_to_int32(params.get("offset"), 0), 0)
+        limit = min(max(_to_int32(params.get("limit"), 100), 1), 100)
+        return {"transactions": self.star_transactions[offset : offset + limit]}
 
     async def _edit_user_star_subscription(self, params: Json) -> bool:
         _int(params, "user_id")
@@ -757,7 +852,7 @@ def _update_id(update: Json) -> int:
 
 def _utf16(text: str) -> int:
     """Telegram measures text in UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _parse_params(scope: Json, body: bytes) -> Json:
@@ -811,6 +906,28 @@ def _int(params: Json, name: str, default: int | None = None) -> int:
         raise ApiError(400, f"Bad Request: invalid {name} specified") from None
 
 
+def _to_int32(value: object, default: int) -> int:
+    """tdlib's ``to_integer<int32>``: optional "-", the leading digits, wrapping; no errors."""
+    text = "" if value is None else str(value)
+    if not text:
+        return default
+    digits = re.match(r"-?([0-9]*)", text)
+    assert digits is not None
+    number = int(digits[1] or 0) % 2**32
+    if text.startswith("-"):
+        number = -number % 2**32
+    return number - 2**32 if number >= 2**31 else number
+
+
+def _user_id(params: Json) -> int:
+    """Client::get_user_id: a positive integer, else "invalid user_id specified"."""
+    match = re.match(r"-?[0-9]*", str(params.get("user_id", "")))
+    user_id = int(match[0]) if match and match[0] not in ("", "-") else 0
+    if user_id <= 0:
+        raise ApiError(400, "Bad Request: invalid user_id specified")
+    return user_id
+
+
 def _bool(params: Json, name: str) -> bool:
     return params.get(name) in (True, 1, "true", "True", "1")
 
@@ -823,15 +940,34 @@ def _chat_id(params: Json) -> int:
 
 
 def _text(params: Json) -> str:
+    """Checks ``text`` as the Bot API and tdlib do for sendMessage and editMessageText."""
     text = params.get("text")
     text = "" if text is None else str(text)
-    visible = text
-    if str(params.get("parse_mode", "")).lower() == "html":
-        visible = html.unescape(re.sub(r"<[^>]*>", "", text))
-    if not visible.strip():
+    if not text:  # Client::get_input_message_text, before any parsing
         raise ApiError(400, "Bad Request: message text is empty")
+    visible = _visible(text, params.get("parse_mode"))
+    if not visible.strip():  # tdlib's fix_formatted_text, after parsing
+        raise ApiError(400, "Bad Request: text must be non-empty")
     if _utf16(visible) > 4096:
         raise ApiError(400, "Bad Request: message is too long")
+    return text
+
+
+def _visible(text: str, parse_mode: object) -> str:
+    """The text a reader sees, after the parse mode (the Bot API's ``get_formatted_text``).
+
+    Markdown is not parsed (the shop sends HTML only): its text is measured as sent.
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > 1 << 15:
+        raise ApiError(400, "Bad Request: text is too long")
+    mode = "" if parse_mode is None else str(parse_mode).lower()
+    if mode == "html":
+        try:
+            return parse_html(text)
+        except HtmlError as error:
+            raise ApiError(400, f"Bad Request: can't parse entities: {error}") from None
+    if mode not in ("", "none", "markdown", "markdownv2"):
+        raise ApiError(400, "Bad Request: unsupported parse_mode")
     return text
 
 
@@ -854,6 +990,233 @@ def _invoice(params: Json) -> Json:
     invoice = {"title": fields["title"], "description": fields["description"]}
     invoice["start_parameter"] = str(params.get("start_parameter", ""))
     return invoice | {"currency": fields["currency"], "total_amount": total}
+
+
+# ----------------------------------------------------------------- HTML parse mode
+#
+# A port of tdlib's ``parse_html`` (td/telegram/MessageEntity.cpp), which the Bot API runs for
+# parse_mode=HTML: the same scanning rules over the UTF-8 bytes, the same byte offsets and the
+# same error texts, so that whatever the real server refuses is refused here too. Entities are
+# not kept, only the visible text. Scanning stops at a NUL byte as in C (``is_space`` counts
+# it), hence the NUL appended to the bytes.
+
+_HTML_TAGS = frozenset(
+    {"a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler"}
+    | {"tg-emoji", "tg-time", "span", "pre", "code", "blockquote"}
+)
+_SPACE = b" \t\r\n\v\0"  # tdlib's is_space
+_DIGITS = b"0123456789"
+_HEX_DIGITS = _DIGITS + b"abcdefABCDEF"
+_LETTERS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NAME_TOKEN = _LETTERS + _DIGITS + b".-"
+_NAMED_ENTITIES = {b"lt": ord("<"), b"gt": ord(">"), b"amp": ord("&"), b"quot": ord('"')}
+_DATE_FORMAT = re.compile("[rR]|[tTdDwW]*")  # FormattedDate::get_date_flags
+
+
+class HtmlError(ValueError):
+    """Raised when tdlib's parse_html would refuse a text; ``str(error)`` is tdlib's message."""
+
+
+def parse_html(text: str) -> str:
+    """The visible text of ``text`` in parse_mode HTML, as tdlib parses it.
+
+    Raises ``HtmlError`` where tdlib fails: an unsupported, unclosed or mismatched tag, a bad
+    attribute, an invalid custom emoji id or date format, or a surrogate from an entity. Bare
+    ``&`` and unknown entities such as ``&foo;`` stay as they are, as in tdlib.
+    """
+    return _HtmlParser(text).run()
+
+
+@attrs.define
+class _OpenTag:
+    name: str
+    argument: str
+    start: int  # the length of the visible text (in bytes) where the tag opened
+
+
+class _HtmlParser:
+    def __init__(self, text: str) -> None:
+        self.data = text.encode("utf-8", "surrogatepass") + b"\0"
+        self.size = len(self.data) - 1
+        self.i = 0
+        self.out = bytearray()
+        self.open: list[_OpenTag] = []
+        self.surrogates = False
+
+    def run(self) -> str:
+        data = self.data
+        while self.i < self.size:
+            c = data[self.i]
+            if c == ord("&"):
+                code, end = _html_entity(data, self.i)
+                if code:
+                    self.out += chr(code).encode("utf-8", "surrogatepass")
+                    self.surrogates |= 0xD800 <= code <= 0xDFFF
+                    self.i = end
+                    continue
+            if c != ord("<"):
+                self.out.append(c)
+                self.i += 1
+            elif data[self.i + 1] == ord("/"):
+                self._end_tag()
+            else:
+                self._start_tag()
+        if self.open:
+            name = self.open[-1].name
+            raise HtmlError(f'Can\'t find end tag corresponding to start tag "{name}"')
+        if self.surrogates:
+            raise HtmlError(
+                "Text contains invalid Unicode characters after decoding HTML entities, "
+                "check for unmatched surrogate code units"
+            )
+        return self.out.decode("utf-8", "surrogatepass")
+
+    def _start_tag(self) -> None:
+        data, begin = self.data, self.i
+        self.i += 1
+        while data[self.i] not in _SPACE and data[self.i] != ord(">"):
+            self.i += 1
+        if data[self.i] == 0:
+            raise HtmlError(f"Unclosed start tag at byte offset {begin}")
+        name = _ascii_lower(data[begin + 1 : self.i])
+        if name not in _HTML_TAGS:
+            raise HtmlError(f'Unsupported start tag "{name}" at byte offset {begin}')
+        argument = self._attributes(name, begin)
+        if name == "span" and argument != "spoiler":
+            raise HtmlError(f'Tag "span" must have class "tg-spoiler" at byte offset {begin}')
+        self.open.append(_OpenTag(name, argument, len(self.out)))
+        self.i += 1  # the ">"
+
+    def _attributes(self, tag: str, begin: int) -> str:
+        """Reads attributes up to the closing ``>``; returns the tag's argument (href...)."""
+        data, argument = self.data, ""
+        while data[self.i] != ord(">"):
+            self._skip_spaces()
+            if data[self.i] == ord(">"):
+                break
+            start = self.i
+            while data[self.i] not in _SPACE and data[self.i] not in b"=>/\"'":
+                self.i += 1
+            name = data[start : self.i]
+            if not name:
+                raise HtmlError(f'Empty attribute name in the tag "{tag}" at byte offset {begin}')
+            self._skip_spaces()
+            if data[self.i] != ord("="):
+                if data[self.i] == 0:
+                    raise HtmlError(f'Unclosed start tag "{tag}" at byte offset {begin}')
+                if tag == "blockquote" and name == b"expandable":
+                    argument = "1"
+                continue
+            self.i += 1
+            self._skip_spaces()
+            if data[self.i] == 0:
+                raise HtmlError(f'Unclosed start tag "{tag}" at byte offset {begin}')
+            value = self._attribute_value()
+            if data[self.i] == 0:
+                raise HtmlError(f"Unclosed start tag at byte offset {begin}")
+            argument = _tag_argument(tag, name, value, argument)
+        return argument
+
+    def _attribute_value(self) -> str:
+        data, quote = self.data, self.data[self.i]
+        if quote not in b"'\"":  # a name token: letters, digits, "." and "-", case-insensitive
+            start = self.i
+            while data[self.i] in _NAME_TOKEN:
+                self.i += 1
+            if data[self.i] not in _SPACE and data[self.i] != ord(">"):
+                raise HtmlError(f"Unexpected end of name token at byte offset {start}")
+            return _ascii_lower(data[start : self.i])
+        self.i += 1
+        value = bytearray()
+        while data[self.i] != quote and data[self.i] != 0:
+            if data[self.i] == ord("&"):
+                code, end = _html_entity(data, self.i)
+                if code:
+                    value += chr(code).encode("utf-8", "surrogatepass")
+                    self.i = end
+                    continue
+            value.append(data[self.i])
+            self.i += 1
+        if data[self.i] == quote:
+            self.i += 1
+        return value.decode("utf-8", "surrogatepass")
+
+    def _end_tag(self) -> None:
+        data, begin = self.data, self.i
+        if not self.open:
+            raise HtmlError(f"Unexpected end tag at byte offset {begin}")
+        self.i += 1
+        while data[self.i] not in _SPACE and data[self.i] != ord(">"):
+            self.i += 1
+        name = _ascii_lower(data[begin + 2 : self.i])
+        while data[self.i] in _SPACE and data[self.i] != 0:
+            self.i += 1
+        if data[self.i] != ord(">"):
+            raise HtmlError(f"Unclosed end tag at byte offset {begin}")
+        tag = self.open.pop()
+        if name and name != tag.name:
+            raise HtmlError(
+                f'Unmatched end tag at byte offset {begin}, expected "</{tag.name}>", '
+                f'found "</{name}>"'
+            )
+        if len(self.out) > tag.start:  # tdlib checks only entities that cover some text
+            _check_entity(tag)
+        self.i += 1  # the ">"
+
+    def _skip_spaces(self) -> None:
+        while self.data[self.i] != 0 and self.data[self.i] in _SPACE:
+            self.i += 1
+
+
+def _html_entity(data: bytes, pos: int) -> tuple[int, int]:
+    """tdlib's decode_html_entity: (code point, end) of the entity at ``pos``, or (0, pos)."""
+    end = pos + 1
+    if data[end] == ord("#"):
+        end += 1
+        base, digits = (16, _HEX_DIGITS) if data[end] == ord("x") else (10, _DIGITS)
+        end += base == 16
+        start = end
+        while data[end] in digits:
+            end += 1
+        if end - pos >= 10 or end == start:
+            return 0, pos
+        code = int(data[start:end], base)
+        if code == 0 or code >= 0x10FFFF:
+            return 0, pos
+    else:
+        while data[end] in _LETTERS:
+            end += 1
+        code = _NAMED_ENTITIES.get(data[pos + 1 : end], 0)
+        if not code:
+            return 0, pos
+    return code, end + (data[end] == ord(";"))
+
+
+def _tag_argument(tag: str, name: bytes, value: str, argument: str) -> str:
+    """The attributes tdlib keeps; attribute names are matched case-sensitively."""
+    if (tag, name) in (("a", b"href"), ("tg-emoji", b"emoji-id"), ("tg-time", b"format")):
+        return value
+    if tag == "code" and name == b"class" and value.startswith("language-"):
+        return value[len("language-") :]
+    if tag == "span" and name == b"class" and value.startswith("tg-"):
+        return value[len("tg-") :]
+    if tag == "blockquote" and name == b"expandable":
+        return "1"
+    return argument  # unknown attributes are ignored
+
+
+def _check_entity(tag: _OpenTag) -> None:
+    if tag.name == "tg-emoji":
+        # to_integer_safe<int64>: the canonical decimal form of a non-zero 64-bit integer
+        number = re.fullmatch(r"-?[1-9][0-9]*", tag.argument)
+        if number is None or not -(2**63) <= int(tag.argument) < 2**63:
+            raise HtmlError("Invalid custom emoji identifier specified")
+    elif tag.name == "tg-time" and not _DATE_FORMAT.fullmatch(tag.argument):
+        raise HtmlError("Invalid date format used")
+
+
+def _ascii_lower(data: bytes) -> str:
+    return data.lower().decode("utf-8", "surrogatepass")  # bytes.lower() is ASCII-only, as tdlib
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,8 @@ from tests.fakes.telegram import (
     TOKEN,
     WEBHOOK_ACTIVE,
     FakeTelegram,
+    HtmlError,
+    parse_html,
 )
 
 KEYBOARD = {"inline_keyboard": [[{"text": "1 month", "callback_data": "buy:m1"}]]}
@@ -256,3 +258,266 @@ async def test_form_encoded_params_and_allowed_updates(
     fake.chat_member(5, "kicked")
     assert [u["my_chat_member"]["new_chat_member"]["status"] for u in fake.pending] == ["kicked"]
     assert 5 in fake.blocked
+
+
+# ----------------------------------------------------------------- HTML parse mode
+
+TITLE = 'VPN <3 months> & Q&A "plan"'
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        ("VPN &lt;3 months&gt; &amp; Q&amp;A &quot;plan&quot;", TITLE),
+        ('VPN &lt;3 months&gt; & Q&A "plan"', TITLE),  # a bare & and " need no entity
+        ("a &foo; &ltx; &#X41; &#; b", "a &foo; &ltx; &#X41; &#; b"),  # kept as written
+        ("&lt &gt;&#65&#x42;&#x1F600;", "< >AB😀"),  # ";" is optional
+        ("<b>bold</b> <strong>s</strong> <i>i</i> <em>e</em> <u>u</u> <ins>n</ins>", None),
+        ("<s>s</s> <strike>k</strike> <del>d</del> <tg-spoiler>x</tg-spoiler>", None),
+        ('<span class="tg-spoiler">hidden</span>', "hidden"),
+        ('<a href="https://t.me/x?a=1&amp;b=2">link</a>', "link"),
+        ("<a href=t.me>bare</a>", "bare"),  # a name token
+        ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>', "👍"),
+        ('<pre><code class="language-python">print(1)</code></pre>', "print(1)"),
+        ("<blockquote expandable>quote</blockquote>", "quote"),
+        ('<tg-time unix="1760000000" format="wDT">date</tg-time>', "date"),
+        ("<B>upper</b><i >x</i ><b>any end tag</>", "upperxany end tag"),
+        ("<b><i>nested</i></b>", "nested"),
+        ('<tg-emoji emoji-id="bad"></tg-emoji>ok', "ok"),  # an empty entity is not checked
+    ],
+)
+def test_html_that_telegram_accepts(text: str, visible: str | None) -> None:
+    assert parse_html(text) == (visible if visible is not None else re.sub("<[^>]*>", "", text))
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (f"Payment received: {TITLE}", 'Unsupported start tag "3" at byte offset 22'),
+        ("Привет <3 ты", 'Unsupported start tag "3" at byte offset 13'),  # bytes, not chars
+        ("Привет <3", "Unclosed start tag at byte offset 13"),  # the name runs to the end
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("<br>", 'Unsupported start tag "br" at byte offset 0'),
+        ("x <", "Unclosed start tag at byte offset 2"),
+        ("<b>bold", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<b>x</b", "Unclosed end tag at byte offset 4"),
+        ("<b >x</ b>", "Unclosed end tag at byte offset 5"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ('<a href="x"/>l</a>', 'Empty attribute name in the tag "a" at byte offset 0'),
+        ("<a href", 'Unclosed start tag "a" at byte offset 0'),
+        ('<a href="https://t.me>l</a>', "Unclosed start tag at byte offset 0"),
+        ("<a href=x_y>l</a>", "Unexpected end of name token at byte offset 8"),
+        ('<tg-emoji emoji-id="01">👍</tg-emoji>', "Invalid custom emoji identifier specified"),
+        ('<tg-time unix="1" format="x">t</tg-time>', "Invalid date format used"),
+        (
+            "&#xD83D;&#xDE00;",
+            "Text contains invalid Unicode characters after decoding HTML entities, "
+            "check for unmatched surrogate code units",
+        ),
+    ],
+)
+def test_html_that_telegram_refuses(text: str, error: str) -> None:
+    with pytest.raises(HtmlError) as refused:
+        parse_html(text)
+    assert str(refused.value) == error
+
+
+async def test_bad_html_fails_send_and_edit_with_the_servers_error(
+    fake: FakeTelegram, api: httpx.AsyncClient
+) -> None:
+    refused = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: can't parse entities: "
+        'Unsupported start tag "3" at byte offset 4',
+    }
+    html = {"chat_id": 5, "parse_mode": "HTML"}
+    assert await call(api, "sendMessage", **html, text=TITLE) == (400, refused)
+    assert fake.messages(5) == []
+    status, sent = await call(api, "sendMessage", **html, text="<b>Plans</b>")
+    assert status == 200
+    edit = html | {"message_id": sent["result"]["message_id"]}
+    assert await call(api, "editMessageText", **edit, text=TITLE) == (400, refused)
+    # Without a parse mode the same text is plain text.
+    assert (await call(api, "sendMessage", chat_id=5, text=TITLE))[0] == 200
+    assert [m["text"] for m in fake.messages(5)] == ["<b>Plans</b>", TITLE]
+
+
+@pytest.mark.parametrize(
+    ("params", "description"),
+    [
+        ({"text": ""}, "Bad Request: message text is empty"),
+        ({"text": "<b> </b>\n", "parse_mode": "HTML"}, "Bad Request: text must be non-empty"),
+        ({"text": "hi", "parse_mode": "BBCode"}, "Bad Request: unsupported parse_mode"),
+        ({"text": "<b>x</b>" * 4097, "parse_mode": "HTML"}, "Bad Request: text is too long"),
+        ({"text": "&amp;" * 4097, "parse_mode": "html"}, "Bad Request: message is too long"),
+    ],
+)
+async def test_text_limits(
+    api: httpx.AsyncClient, params: dict[str, str], description: str
+) -> None:
+    status, body = await call(api, "sendMessage", chat_id=5, **params)
+    assert (status, body["description"]) == (400, description)
+
+
+async def test_length_is_measured_on_the_visible_text(api: httpx.AsyncClient) -> None:
+    text = "<b>" + "&amp;" * 4095 + "😀</b>"  # 4095 + 2 UTF-16 units: one too many
+    status, body = await call(api, "sendMessage", chat_id=5, text=text, parse_mode="HTML")
+    assert (status, body["description"]) == (400, "Bad Request: message is too long")
+    text = "<b>" + "&amp;" * 4094 + "😀</b>"
+    assert (await call(api, "sendMessage", chat_id=5, text=text, parse_mode="HTML"))[0] == 200
+
+
+# ----------------------------------------------------------------- Telegram Stars
+
+
+def incoming(charge_id: str, amount: int, payload: str, **extra: Any) -> dict[str, Any]:
+    user = {"id": 5, "is_bot": False, "first_name": "Ann"}
+    source = {"type": "user", "transaction_type": "invoice_payment", "user": user}
+    source |= {"invoice_payload": payload} | extra
+    return {"id": charge_id, "amount": amount, "source": source}
+
+
+def without_dates(transactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in t.items() if k != "date"} for t in transactions]
+
+
+async def test_star_payments_and_refunds_are_transactions_in_order(
+    fake: FakeTelegram, api: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake.successful_payment(5, payload="order:1", total_amount=250, charge_id="stx1")
+    fake.successful_payment(5, payload="order:1", total_amount=250, charge_id="stx1")  # again
+    await trio.sleep(60)
+    fake.successful_payment(
+        5, payload="order:2", total_amount=250, charge_id="stx2", is_recurring=True
+    )
+    fake.successful_payment(5, payload="card", total_amount=349, currency="USD", charge_id="c3")
+    assert len(fake.pending) == 4  # every update is delivered; only Stars are transactions
+    _, body = await call(api, "getStarTransactions")
+    first, second = body["result"]["transactions"]
+    assert without_dates([first, second]) == [
+        incoming("stx1", 250, "order:1"),
+        incoming("stx2", 250, "order:2", subscription_period=2592000),
+    ]
+    assert second["date"] - first["date"] == 60
+
+    assert await call(api, "refundStarPayment", user_id=5, telegram_payment_charge_id="stx1") == (
+        200,
+        {"ok": True, "result": True},
+    )
+    _, body = await call(api, "getStarTransactions")
+    refund = body["result"]["transactions"][-1]
+    assert without_dates([refund]) == [
+        {"id": "stx1", "amount": 250, "receiver": incoming("stx1", 250, "order:1")["source"]}
+    ]
+    assert fake.refunded == {"stx1"}
+    assert fake.star_transactions == body["result"]["transactions"]
+
+
+async def test_a_silent_charge_is_only_a_transaction(
+    fake: FakeTelegram, api: httpx.AsyncClient
+) -> None:
+    made = fake.charge_silently(5, payload="order:9", total_amount=100, charge_id="stx9")
+    assert fake.pending == []
+    _, body = await call(api, "getStarTransactions")
+    assert body["result"]["transactions"] == [made]
+    assert without_dates([made]) == [incoming("stx9", 100, "order:9")]
+    # It can still be refunded, like any charge Telegram made.
+    status, _ = await call(api, "refundStarPayment", user_id=5, telegram_payment_charge_id="stx9")
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "description"),
+    [
+        ({"user_id": 5, "telegram_payment_charge_id": "nope"}, "Bad Request: CHARGE_NOT_FOUND"),
+        ({"user_id": 6, "telegram_payment_charge_id": "stx1"}, "Bad Request: CHARGE_NOT_FOUND"),
+        ({"telegram_payment_charge_id": "stx1"}, "Bad Request: invalid user_id specified"),
+        (
+            {"user_id": "ann", "telegram_payment_charge_id": "stx1"},
+            "Bad Request: invalid user_id specified",
+        ),
+        (
+            {"user_id": 5},
+            'Bad Request: parameter "telegram_payment_charge_id" is required',
+        ),
+    ],
+)
+async def test_refund_errors(
+    fake: FakeTelegram, api: httpx.AsyncClient, params: dict[str, Any], description: str
+) -> None:
+    fake.successful_payment(5, payload="order:1", total_amount=250, charge_id="stx1")
+    status, body = await call(api, "refundStarPayment", **params)
+    assert (status, body["description"]) == (400, description)
+    assert len(fake.star_transactions) == 1
+
+
+async def test_a_charge_is_refunded_once(fake: FakeTelegram, api: httpx.AsyncClient) -> None:
+    fake.charge_silently(5, payload="order:1", total_amount=250, charge_id="stx1")
+    refund = {"user_id": 5, "telegram_payment_charge_id": "stx1"}
+    assert (await call(api, "refundStarPayment", **refund))[0] == 200
+    status, body = await call(api, "refundStarPayment", **refund)
+    assert (status, body["description"]) == (400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+    assert [("source" in t, t["id"]) for t in fake.star_transactions] == [
+        (True, "stx1"),
+        (False, "stx1"),
+    ]
+
+
+async def test_two_fakes_can_share_one_stars_account() -> None:
+    one, two = FakeTelegram(), FakeTelegram()
+    one.share_stars(two)
+    one.successful_payment(5, payload="order:1", total_amount=250, charge_id="stx1")
+    assert two.star_transactions == one.star_transactions != []
+    two.charge_silently(5, payload="order:2", total_amount=250, charge_id="stx2")
+    with pytest.raises(ValueError, match="already recorded"):
+        one.charge_silently(5, payload="order:2", total_amount=250, charge_id="stx2")
+    assert [t["id"] for t in one.star_transactions] == ["stx1", "stx2"]
+
+
+async def test_star_transactions_pages_clamp_like_the_server(
+    fake: FakeTelegram, api: httpx.AsyncClient
+) -> None:
+    for n in range(120):
+        fake.charge_silently(5, payload=f"order:{n}", total_amount=1, charge_id=f"stx{n}")
+
+    async def ids(**params: Any) -> list[str]:
+        status, body = await call(api, "getStarTransactions", **params)
+        assert status == 200
+        return [t["id"] for t in body["result"]["transactions"]]
+
+    assert await ids() == [f"stx{n}" for n in range(100)]  # limit defaults to 100
+    assert await ids(offset=100) == [f"stx{n}" for n in range(100, 120)]
+    assert await ids(offset=118, limit=5) == ["stx118", "stx119"]
+    assert await ids(offset=-3, limit=0) == ["stx0"]  # clamped to offset 0 and limit 1
+    assert len(await ids(limit=1000)) == 100
+    assert await ids(offset=500) == []
+
+
+# ----------------------------------------------------------------- the control API
+
+
+async def test_control_api_delays_a_method_and_lists_messages(
+    fake: FakeTelegram, api: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url, verify=False) as control:
+        delayed = await control.post("/_fake/delay", json={"method": "sendMessage", "seconds": 2})
+        assert delayed.json() == {"ok": True, "result": True}
+        start = trio.current_time()
+        await call(api, "sendMessage", chat_id=5, text="<b>slow</b>", parse_mode="HTML")
+        await call(api, "getMe")
+        assert trio.current_time() - start == 2
+        await call(api, "sendMessage", chat_id=6, text="other chat")
+
+        listed = await control.get("/_fake/messages", params={"chat_id": "5"})
+        assert listed.status_code == 200
+        assert listed.json() == fake.messages(5)
+        assert [m["text"] for m in listed.json()] == ["<b>slow</b>"]
+        assert (await control.get("/_fake/messages", params={"chat_id": "7"})).json() == []
+
+        assert (await control.get("/_fake/messages")).status_code == 400
+        wrong = await control.post("/_fake/delay", json={"method": "sendMessage"})
+        assert wrong.status_code == 400
+        assert (await control.get("/_fake/stats")).json()["calls"]["sendMessage"] == 2

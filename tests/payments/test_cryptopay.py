@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 
@@ -79,6 +80,75 @@ async def test_a_crypto_invoice(
     sent = fake.calls[-1].json()
     assert (sent["currency_type"], sent["asset"], sent["amount"]) == ("crypto", currency, text)
     assert "fiat" not in sent
+
+
+class _FixedClock:
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "sent"),
+    [
+        (dt.timedelta(hours=24), 86_400),
+        (dt.timedelta(hours=24, milliseconds=999), 86_400),  # rounded down: never outlives
+        (dt.timedelta(seconds=1), 1),
+        (dt.timedelta(milliseconds=500), 1),  # due within the second: the least allowed
+        (dt.timedelta(0), 1),
+        (-dt.timedelta(hours=1), 1),  # already due
+        (dt.timedelta(days=31), 2_678_400),
+        (dt.timedelta(days=90), 2_678_400),  # Crypto Pay's longest
+    ],
+)
+async def test_the_invoice_lives_as_long_as_the_payment(
+    fake: FakeCryptoPay, http: httpx.AsyncClient, lifetime: dt.timedelta, sent: int
+) -> None:
+    cryptopay = CryptoPay(http, token=TOKEN, api_url=fake.base_url, clock=_FixedClock(NOW))
+
+    await cryptopay.create(payment_request(expires_at=NOW + lifetime))
+
+    (call,) = fake.calls_to("POST", "/createInvoice")
+    assert call.json()["expires_in"] == sent
+    assert call.status == 200  # and the fake, checking as Crypto Pay does, took it
+    assert fake.created == 1
+
+
+async def test_without_an_expiry_no_lifetime_is_sent(
+    fake: FakeCryptoPay, cryptopay: CryptoPay
+) -> None:
+    await cryptopay.create(payment_request())
+    assert "expires_in" not in fake.calls[-1].json()
+
+
+@pytest.mark.parametrize("value", [0, -1, 2_678_401, 1.5, "", "abc", "１２", True])
+async def test_the_fake_refuses_a_lifetime_crypto_pay_refuses(
+    fake: FakeCryptoPay, http: httpx.AsyncClient, value: object
+) -> None:
+    body = {"currency_type": "fiat", "fiat": "RUB", "amount": "1.00", "expires_in": value}
+    answer = await http.post(
+        f"{fake.base_url}/createInvoice", json=body, headers={"Crypto-Pay-API-Token": TOKEN}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["name"] == "EXPIRES_IN_INVALID"
+    assert fake.created == 0
+
+
+@pytest.mark.parametrize("value", [1, 2_678_400, "3600"])
+async def test_the_fake_takes_a_lifetime_crypto_pay_takes(
+    fake: FakeCryptoPay, http: httpx.AsyncClient, value: object
+) -> None:
+    body = {"currency_type": "fiat", "fiat": "RUB", "amount": "1.00", "expires_in": value}
+    answer = await http.post(
+        f"{fake.base_url}/createInvoice", json=body, headers={"Crypto-Pay-API-Token": TOKEN}
+    )
+    assert answer.status_code == 200
+    assert fake.created == 1
 
 
 async def test_creates_are_not_idempotent(fake: FakeCryptoPay, cryptopay: CryptoPay) -> None:
@@ -230,7 +300,6 @@ def _update(**invoice: object) -> bytes:
     [
         b"not json",
         b'{"update_type": "invoice_paid"}',
-        _update(currency_type="crypto", asset="BTC", amount="0.001"),  # not a shop currency
         _update(currency_type="fiat", fiat="RUB"),  # no amount
         _update(currency_type="fiat", fiat="RUB", amount="1.005"),  # finer than kopecks
     ],
@@ -238,3 +307,32 @@ def _update(**invoice: object) -> bytes:
 def test_unreadable_updates_are_malformed(body: bytes) -> None:
     with pytest.raises(MalformedWebhook):
         OFFLINE.parse(body)
+
+
+@pytest.mark.parametrize(
+    ("invoice", "currency"),
+    [
+        ({"currency_type": "crypto", "asset": "BTC", "amount": "0.001"}, "BTC"),
+        ({"currency_type": "fiat", "fiat": "CNY", "amount": "10.00"}, "CNY"),
+    ],
+)
+def test_an_update_in_a_currency_the_shop_does_not_use_parses(
+    invoice: dict[str, str], currency: str
+) -> None:
+    """Authentic, so it is stored and answered 200: the amount has no minor unit here."""
+    event = OFFLINE.parse(_update(**invoice))
+    assert (event.event_id, event.reference) == ("7:paid", "pay_1")
+    assert (event.state, event.amount, event.currency) == (ProviderState.PAID, None, currency)
+
+
+@pytest.mark.parametrize(
+    "invoice",
+    [
+        {"currency_type": "crypto", "asset": "BTC", "amount": "lots"},
+        {"currency_type": "crypto", "asset": "B T C", "amount": "1"},
+        {"currency_type": "crypto", "asset": "X" * 21, "amount": "1"},
+    ],
+)
+def test_an_unknown_currency_must_still_look_like_one(invoice: dict[str, str]) -> None:
+    with pytest.raises(MalformedWebhook):
+        OFFLINE.parse(_update(**invoice))

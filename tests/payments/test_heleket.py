@@ -253,13 +253,43 @@ async def test_a_tampered_webhook_is_rejected(fake: FakeHeleket, heleket: Heleke
         heleket.verify(headers, tampered, "")
 
 
-@pytest.mark.parametrize(
-    "body", [b"", b"not json", b"[]", b'{"uuid": "u"}', b'{"uuid": "u", "sign": 5}']
-)
+@pytest.mark.parametrize("body", [b'{"uuid": "u"}', b'{"uuid": "u", "sign": 5}'])
 def test_a_missing_sign_is_rejected(body: bytes) -> None:
     with pytest.raises(WebhookRejected) as caught:
         OFFLINE.verify({}, body, "")
     assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[]", b"[" * 50_000, b'{"a":' * 20_000 + b"1" + b"}" * 20_000]
+)
+def test_a_body_too_broken_to_hold_a_sign_is_malformed(body: bytes) -> None:
+    """The sign is inside the body: one that cannot be read is a 400, not a 401 or 500."""
+    with pytest.raises(MalformedWebhook):
+        OFFLINE.verify({}, body, "")
+
+
+def test_no_depth_near_the_limit_escapes_as_a_recursion_error() -> None:
+    """verify() decodes the body, then re-encodes it (php_json) from a deeper frame.
+    Whichever of the two hits the recursion limit first (that depends on the Python
+    version), every depth around the limit is a 400 or a 401, never a RecursionError."""
+    limit = _deepest_decodable()
+    for depth in range(limit - 30, limit + 10):
+        body = b'{"a":' + b"[" * depth + b"]" * depth + b',"sign":"00"}'
+        with pytest.raises((MalformedWebhook, WebhookRejected)):
+            OFFLINE.verify({}, body, "")
+
+
+def _deepest_decodable() -> int:
+    low, high = 1, 100_000
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            json.loads(b"[" * middle + b"]" * middle)
+            low = middle
+        except RecursionError:
+            high = middle
+    return low
 
 
 _json_text = st.text(st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
@@ -305,10 +335,18 @@ async def test_each_status_is_its_own_event(fake: FakeHeleket, heleket: Heleket)
     [
         b"not json",
         b'{"uuid": "u", "status": "paid"}',
-        b'{"uuid": "u", "order_id": "o", "status": "paid", "amount": "1", "currency": "DOGE"}',
+        b'{"uuid": "u", "order_id": "o", "status": "paid", "amount": "x", "currency": "DOGE"}',
         b'{"uuid": "u", "order_id": "o", "status": "paid", "amount": 1.5, "currency": "USD"}',
     ],
 )
 def test_unreadable_webhooks_are_malformed(body: bytes) -> None:
     with pytest.raises(MalformedWebhook):
         OFFLINE.parse(body)
+
+
+def test_a_webhook_in_a_currency_the_shop_does_not_use_parses() -> None:
+    """Authentic, so it is stored and answered 200: the amount has no minor unit here."""
+    body = b'{"uuid": "u", "order_id": "o", "status": "paid", "amount": "1.5", "currency": "doge"}'
+    event = OFFLINE.parse(body)
+    assert (event.event_id, event.reference, event.provider_payment_id) == ("u:paid", "o", "u")
+    assert (event.state, event.amount, event.currency) == (ProviderState.PAID, None, "DOGE")

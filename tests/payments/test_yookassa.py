@@ -333,7 +333,7 @@ def test_events_the_shop_does_not_use_are_pending() -> None:
                 "object": {
                     "id": "p",
                     "status": "succeeded",
-                    "amount": {"value": "1", "currency": "XYZ"},
+                    "amount": {"value": "one", "currency": "XYZ"},
                 },
             }
         ).encode(),
@@ -352,3 +352,18 @@ def test_events_the_shop_does_not_use_are_pending() -> None:
 def test_unreadable_notifications_are_malformed(body: bytes) -> None:
     with pytest.raises(MalformedWebhook):
         OFFLINE.parse(body)
+
+
+def test_a_payment_in_a_currency_the_shop_does_not_use_parses() -> None:
+    """Authentic once confirmed, so it is stored and answered 200; no amount in a minor
+    unit the shop does not know. A full refund is still seen (compared as decimals)."""
+    payment = {
+        "id": "p-1",
+        "status": "succeeded",
+        "amount": {"value": "10.00", "currency": "CNY"},
+        "refunded_amount": {"value": "10.00", "currency": "CNY"},
+    }
+    body = {"type": "notification", "event": "payment.succeeded", "object": payment}
+    event = OFFLINE.parse(json.dumps(body).encode())
+    assert (event.event_id, event.reference) == ("p-1:payment.succeeded", None)
+    assert (event.state, event.amount, event.currency) == (ProviderState.REFUNDED, None, "CNY")

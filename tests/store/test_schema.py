@@ -53,7 +53,7 @@ async def test_readyz_is_503_while_the_database_is_down(
             down = await http.get("/readyz")
             assert down.status_code == 503
             assert down.json()["status"] == "unavailable"
-            assert down.json()["reason"].startswith("database: ")
+            assert down.json()["reason"] == "database"  # which one, never the driver's text
             assert (await http.get("/healthz")).status_code == 200  # the process is alive
 
             proxy.up()

@@ -18,6 +18,10 @@ from shop.money import decimal_string
 from ._base import ApiError, Call, FakeProvider, Json
 
 TOKEN = "12345:AAfakeCryptoPayTokenForTests0000000"
+#: createInvoice's ``expires_in``: "Values between 1-2678400 are accepted" (the API docs,
+#: as the SDKs that cite them quote it); anything else is a 400 ``EXPIRES_IN_INVALID``
+#: (the error name SDKs handle).
+EXPIRES_IN = range(1, 2_678_400 + 1)
 ASSETS = frozenset({"USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC"})
 FIATS = frozenset({"USD", "EUR", "RUB", "BYN", "UAH", "GBP", "KZT", "UZS", "TRY"})
 
@@ -72,6 +76,10 @@ class FakeCryptoPay(FakeProvider):
             raise _error(400, "AMOUNT_INVALID")
         if params.get("paid_btn_name") and not params.get("paid_btn_url"):
             raise _error(400, "PAID_BTN_URL_REQUIRED")
+        if "expires_in" in params:
+            seconds = _seconds(params["expires_in"])
+            if seconds is None or seconds not in EXPIRES_IN:
+                raise _error(400, "EXPIRES_IN_INVALID")
         invoice_id = self.next_serial()
         invoice_hash = f"IV{invoice_id:010d}"
         self.created += 1
@@ -146,6 +154,15 @@ class FakeCryptoPay(FakeProvider):
 
     def _iso(self) -> str:
         return self.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seconds(value: object) -> int | None:
+    """A whole number of seconds, as a JSON integer or (form fields) ASCII digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _params(call: Call) -> Json:
