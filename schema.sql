@@ -223,3 +223,42 @@ CREATE TABLE IF NOT EXISTS star_transactions_cursor (
 );
 CREATE INDEX IF NOT EXISTS subscriptions_by_expiry ON subscriptions (expires_at)
     WHERE status = 'active' AND NOT lifetime;
+
+-- Fulfilment: the outside world (a VPN panel, a private channel) made to match each
+-- customer's subscription. Every change of a subscription bumps ``version`` here, in the
+-- same transaction (the trigger below), so no grant, renewal, refund or expiry can be
+-- left unapplied; the fulfilment actor applies the subscription as it is then (an
+-- absolute state, so a replay is harmless) and records the version it applied.
+CREATE TABLE IF NOT EXISTS fulfilment_queue (
+    telegram_id     BIGINT PRIMARY KEY REFERENCES customers (telegram_id),
+    version         BIGINT NOT NULL DEFAULT 1,
+    applied_version BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ,          -- NULL: nothing to do
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    failing_since   TIMESTAMPTZ,
+    last_error      TEXT,
+    alerted         BOOLEAN NOT NULL DEFAULT FALSE,
+    claimed_until   TIMESTAMPTZ,
+    claimed_by      INTEGER,              -- a shop instance (store.instance)
+    changed_at      TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fulfilment_due ON fulfilment_queue (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+
+CREATE OR REPLACE FUNCTION subscription_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- updated_at is the shop's clock (tests run on mock time), not the database's.
+    INSERT INTO fulfilment_queue (telegram_id, version, next_attempt_at, changed_at)
+    VALUES (NEW.telegram_id, 1, NEW.updated_at, NEW.updated_at)
+    ON CONFLICT (telegram_id) DO UPDATE SET
+        version = fulfilment_queue.version + 1,
+        next_attempt_at = LEAST(fulfilment_queue.next_attempt_at, EXCLUDED.next_attempt_at),
+        attempts = 0,
+        changed_at = EXCLUDED.changed_at;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER subscription_changed
+    AFTER INSERT OR UPDATE OF status, expires_at, lifetime, plan_id, period ON subscriptions
+    FOR EACH ROW EXECUTE FUNCTION subscription_changed();
+

@@ -38,5 +38,7 @@ class App:
     courier: Courier
     #: poked when a notice could not be delivered, so the deliverer looks again
     notices_due: Wakeup
+    #: poked after every change of a subscription, so the fulfilment actor applies it
+    fulfilment_due: Wakeup
     #: this running shop's id in the database (``store.instance``): it holds leases
     instance: int

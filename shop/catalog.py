@@ -12,6 +12,9 @@ is, and the shop exits with code 2. Shape (``[trial]`` and ``[[packages]]`` opti
     title = { en = "1 month", ru = "1 месяц", uk = "1 місяць" }
     prices = { XTR = 250, RUB = "299.00", USD = "3.49" }
     stars_subscription = true     # also offered as a 30-day Telegram Stars subscription
+    traffic_gb = 50               # VPN panels: traffic per period, devices, squads
+    devices = 3                   # (all optional; [trial] takes them too)
+    squads = ["9c6f6f0e-3c2a-4a4e-9a53-0b1c2d3e4f50"]
     [[packages]]
     id = "p100"
     credit = { XTR = 100 }
@@ -40,6 +43,16 @@ EXAMPLE = Path(__file__).with_name("catalog_example.toml")
 STARS_SUBSCRIPTION_DAYS = 30  # Telegram's only subscription period (2592000 s)
 STARS_SUBSCRIPTION_MAX = 10_000  # Stars, per period
 _ID = re.compile(r"[a-z0-9_]{1,16}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@attrs.frozen
+class Limits:
+    """What a plan (or the trial) allows at a VPN panel; None means no limit."""
+
+    traffic_gb: int | None = None  # per plan period; TRAFFIC_ON_RENEWAL says how it adds up
+    devices: int | None = None
+    squads: tuple[str, ...] = ()  # Remnawave internal squad uuids
 
 
 @attrs.frozen
@@ -49,6 +62,7 @@ class Plan:
     titles: Mapping[str, str]
     prices: Mapping[str, int]  # currency -> minor units
     stars_subscription: bool = False
+    limits: Limits = Limits()
 
     def title(self, language: str) -> str:
         return self.titles.get(language) or self.titles["en"]
@@ -70,9 +84,17 @@ class Catalog:
     trial_days: int
     plans: tuple[Plan, ...]
     packages: tuple[Package, ...]
+    trial_limits: Limits = Limits()
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
+
+    def limits(self, plan_id: str | None) -> Limits:
+        """The limits of a subscription's plan ("trial" for the trial)."""
+        if plan_id == "trial":
+            return self.trial_limits
+        plan = self.plan(plan_id) if plan_id else None
+        return plan.limits if plan is not None else Limits()
 
     def package(self, package_id: str) -> Package | None:
         return next((p for p in self.packages if p.id == package_id), None)
@@ -110,6 +132,7 @@ def _catalog(data: dict[str, Any], problems: _Problems) -> Catalog:
     if not isinstance(trial_days, int) or isinstance(trial_days, bool) or trial_days < 0:
         problems.add("[trial] days", "expected a whole number of days, 0 for no trial")
         trial_days = 0
+    trial_limits = _limits(trial if isinstance(trial, dict) else {}, "[trial]", problems)
     plans = tuple(
         plan
         for n, raw in enumerate(_tables(data, "plans", problems))
@@ -126,7 +149,7 @@ def _catalog(data: dict[str, Any], problems: _Problems) -> Catalog:
         ids = [item.id for item in items]
         for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
             problems.add(kind, f"id {duplicate!r} is used twice")
-    return Catalog(trial_days, plans, packages)
+    return Catalog(trial_days, plans, packages, trial_limits)
 
 
 def _tables(data: dict[str, Any], key: str, problems: _Problems) -> list[dict[str, Any]]:
@@ -152,9 +175,32 @@ def _plan(raw: dict[str, Any], place: str, problems: _Problems) -> Plan | None:
             f"{place} stars_subscription",
             f"needs an XTR price from 1 to {STARS_SUBSCRIPTION_MAX} Stars",
         )
+    limits = _limits(raw, place, problems)
     if plan_id is None or titles is None or not isinstance(days, int):
         return None
-    return Plan(plan_id, days, titles, prices, bool(subscription))
+    return Plan(plan_id, days, titles, prices, bool(subscription), limits)
+
+
+def _limits(raw: dict[str, Any], place: str, problems: _Problems) -> Limits:
+    """``traffic_gb``, ``devices`` (whole numbers from 1) and ``squads`` (uuids)."""
+    counts: dict[str, int | None] = {}
+    for key in ("traffic_gb", "devices"):
+        value = raw.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000
+        ):
+            problems.add(
+                f"{place} {key}", "expected a whole number from 1 (leave it out: no limit)"
+            )
+            value = None
+        counts[key] = value
+    squads = raw.get("squads", [])
+    if not isinstance(squads, list) or not all(
+        isinstance(s, str) and _UUID.fullmatch(s) for s in squads
+    ):
+        problems.add(f"{place} squads", "expected a list of squad uuids")
+        squads = []
+    return Limits(counts["traffic_gb"], counts["devices"], tuple(squads))
 
 
 def _package(raw: dict[str, Any], place: str, problems: _Problems) -> Package | None:

@@ -26,6 +26,7 @@ Every error the shop raises on purpose derives from :class:`ShopError`::
       | - TelegramServerError - 5xx, or an answer that is not the Bot API's
       | - TelegramNetworkError - no answer at all (connection, timeout)
       + ProviderError        - see :mod:`shop.payments` for payment providers
+      + FulfilmentFailed     - a backend (VPN panel, channel) could not apply access
 
 Errors carry their data as attributes so callers can act on them without parsing text.
 """
@@ -167,3 +168,12 @@ class TelegramNetworkError(TelegramError):
 
     def __init__(self, method: str, reason: str) -> None:
         super().__init__(method, 0, reason)
+
+
+class FulfilmentFailed(ShopError):
+    """Raised when a fulfilment backend could not apply an access state (tried again later)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"{backend}: {reason}")
+        self.backend = backend
+        self.reason = reason

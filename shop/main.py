@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from .actors.courier import Courier
+from .actors.fulfilment import run_fulfilment
 from .actors.jobs import default_jobs, run_notice_deliverer
 from .actors.notices import render as render_notice
 from .actors.payment import payment_kind
@@ -154,6 +155,7 @@ async def serve_shop(
                         checks_due=Wakeup(),
                         courier=courier,
                         notices_due=notices_due,
+                        fulfilment_due=Wakeup(),
                         instance=instance,
                     )
                     courier.render = partial(render_notice, app)
@@ -180,6 +182,7 @@ async def serve_shop(
                         intake.start_soon(poller.run, stop)
                         intake.start_soon(_until, stop, run_reconciler, app)
                         intake.start_soon(_until, stop, run_notice_deliverer, app)
+                        intake.start_soon(_until, stop, run_fulfilment, app)
                         intake.start_soon(
                             _until, stop, run_timer, app, jobs or default_jobs(config)
                         )

@@ -1,8 +1,8 @@
 """The scheduled jobs the timer runs.
 
 - ``expiry`` (07:00): one statement marks every ended subscription expired and owes its
-  customer an "expired" notice; delivering it revokes access (idempotently) and tells
-  the customer once, in the outbox's bulk lane.
+  customer an "expired" notice (the fulfilment queue revokes the access, see
+  ``actors.fulfilment``); the notice tells the customer once, in the bulk lane.
 - ``reminders`` (10:00): auto-renewal from balance for customers who turned it on and
   whose subscription ends within 24 h; then one statement owes the 3-day, 1-day and
   same-day reminders (once per subscription period, never to a customer who blocked the
@@ -49,6 +49,8 @@ def default_jobs(config: Config) -> list[Job]:
 
 async def expiry(app: App, slot: dt.datetime) -> str:
     ended = await app.store.run(notices.expire_ended, app.clock.now())
+    if ended:
+        app.fulfilment_due.poke()  # each ended subscription is due to be revoked
     delivered = await deliver_notices(app)
     return f"{ended} expired; {delivered} notices delivered"
 
@@ -153,9 +155,6 @@ async def deliver_notices(app: App) -> int:
     while batch := await app.store.run(
         notices.claim_unsent, app.clock.now(), NOTICE_BATCH, app.instance
     ):
-        for notice in batch:
-            if notice.kind == "expired" and not notice.stale:
-                await app.fulfilment.revoke(notice.telegram_id)
         delivered += await app.courier.deliver(batch, Lane.BULK)
         await app.courier.quiet()
     return delivered

@@ -59,7 +59,6 @@ from ..store import checkouts, events, payments, refunds, stars
 from ..store.batch import Batcher
 from ..store.notices import Notice
 from ..store.payments import PAYABLE, Charge, Grant, PaymentRow
-from ..store.subscriptions import SubscriptionRow
 from ..telegram.outbox import Lane
 from .runtime import Kind
 
@@ -506,7 +505,7 @@ class PaymentActor:
                 extra={"payment_id": payment_id, "telegram_id": done.payment.telegram_id},
             )
         if done.reversed:
-            await self._sync_access(done.payment.telegram_id, done.subscription)
+            self.app.fulfilment_due.poke()  # the queue row was written with the refund
         await self._deliver(done.notice)
         return True
 
@@ -517,33 +516,13 @@ class PaymentActor:
             self.payment = grant.payment  # as the fulfilling transaction left it
         if grant is not None:
             log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
-            await self._sync_access(grant.payment.telegram_id, grant.subscription)
+            self.app.fulfilment_due.poke()  # the queue row was written with the grant
             await self._deliver(grant.notice)
 
     async def _deliver(self, notice: Notice | None) -> None:
         """Hand a notice this transaction owed to the courier (None: owed before)."""
         if notice is not None:
             await self.app.courier.deliver([notice], Lane.INTERACTIVE)
-
-    async def _sync_access(self, telegram_id: int, subscription: SubscriptionRow | None) -> None:
-        """Make the fulfilment backend match the database (an absolute state: idempotent).
-
-        The money is settled by now; a backend that fails is an operator's problem, not a
-        reason to tell the customer their payment failed.
-        """
-        if subscription is None:
-            return
-        try:
-            if subscription.active(self.app.clock.now()):
-                await self.app.fulfilment.apply(
-                    telegram_id, subscription.expires_at, subscription.lifetime
-                )
-            else:
-                await self.app.fulfilment.revoke(telegram_id)
-        except Exception:
-            log.exception(
-                "ALERT: access of %s not synced with %s", telegram_id, self.app.fulfilment.name
-            )
 
     async def _problem(self, problem: str, amount: int | None, currency: str | None) -> None:
         await self.app.store.run(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
 from ..errors import AskTimeout, NotFound, TelegramError
 from ..money import STARS
-from ..store import checkouts, customers, ledger, payments, subscriptions
+from ..store import checkouts, customers, fulfilment, ledger, payments, subscriptions
 from ..store.payments import NewPayment, PaymentRow
 from ..telegram.formatting import money, when
 from ..telegram.keyboards import keyboard, link
@@ -254,7 +254,10 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
     subscription, auto_renew = await app.store.run(subscriptions.load_with_auto_renew, actor.id)
     access = None
     if subscription is not None and subscription.active(app.clock.now()):
-        access = await app.fulfilment.access_text(actor.id, actor.lang)
+        if await app.store.run(fulfilment.pending, actor.id) and app.fulfilment.name != "none":
+            access = actor.t("access.pending")  # paid and recorded; the panel catches up
+        else:
+            access = await app.fulfilment.access_text(actor.id, actor.lang)
     plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
     screen = screens.subscription_screen(
         app.texts,
@@ -293,7 +296,7 @@ async def take_trial(actor: UserActor, query: CallbackQuery, target: Message | N
     await actor.answer(query)
     date = when(granted.expires_at, app.config.timezone, actor.lang)
     await actor.send_text(actor.t("trial.granted", date=date))
-    await app.fulfilment.apply(actor.id, granted.expires_at, granted.lifetime)
+    app.fulfilment_due.poke()  # the trial's queue row was written with it
 
 
 async def show_balance(actor: UserActor, target: Message | None) -> None:

@@ -1,4 +1,6 @@
 """Fulfilment backends (what a subscription grants), one module each."""
 
+from .base import Access as Access
 from .base import Fulfilment as Fulfilment
+from .base import FulfilmentFailed as FulfilmentFailed
 from .none import NoFulfilment as NoFulfilment

@@ -2,8 +2,10 @@
 
 The database is the record of who has access until when; a backend makes the outside
 world match it (a VPN panel account, membership of a private channel) and says how the
-customer reaches their access. Calls are idempotent: ``apply`` sets an absolute state
-("active until T"), never a relative one ("+30 days"), so repeating it is harmless.
+customer reaches their access. ``apply`` is given an absolute state ("active until T
+with these limits", or "no access"), never a change ("+30 days"), so applying it twice is
+harmless; the fulfilment actor (``shop/actors/fulfilment.py``) calls it from a durable
+queue, retrying until it succeeds.
 """
 
 from __future__ import annotations
@@ -11,16 +13,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
+import attrs
+
+from ..catalog import Limits
+from ..errors import FulfilmentFailed as FulfilmentFailed
+
+
+@attrs.frozen
+class Access:
+    """What one customer should have, as an absolute state."""
+
+    telegram_id: int
+    active: bool
+    expires_at: dt.datetime | None
+    lifetime: bool
+    limits: Limits
+    #: how many grants (purchases, renewals, the trial) the subscription has had: each
+    #: adds the plan's traffic once (``TRAFFIC_ON_RENEWAL=carry``)
+    grants: int
+
 
 class Fulfilment(Protocol):
     name: str
 
-    async def apply(self, telegram_id: int, expires_at: dt.datetime | None, lifetime: bool) -> None:
-        """Make access match: active until ``expires_at`` (or forever when ``lifetime``)."""
-        ...
-
-    async def revoke(self, telegram_id: int) -> None:
-        """Take access away (idempotent)."""
+    async def apply(self, access: Access) -> None:
+        """Make the outside world match ``access``; raise FulfilmentFailed if it cannot."""
         ...
 
     async def access_text(self, telegram_id: int, language: str) -> str | None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from .base import Access
 
 
 class NoFulfilment:
     name = "none"
 
-    async def apply(self, telegram_id: int, expires_at: dt.datetime | None, lifetime: bool) -> None:
-        return None
-
-    async def revoke(self, telegram_id: int) -> None:
+    async def apply(self, access: Access) -> None:
         return None
 
     async def access_text(self, telegram_id: int, language: str) -> str | None:

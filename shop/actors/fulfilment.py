@@ -1,0 +1,101 @@
+"""The fulfilment actor: makes the outside world match every customer's subscription.
+
+Each change of a subscription (grant, renewal, refund, expiry, an operator's hand) marks
+the customer due in ``fulfilment_queue`` within the same transaction (a trigger, see
+``store.fulfilment``). This actor claims due customers, a batch at a time, and hands
+each one's subscription *as it is now* to the backend as an absolute state, several
+customers at once and each customer once per batch (so one customer's changes are
+applied in order). A failure is retried with growing waits for as long as it takes: a
+panel that is down for days delays access, never loses it, and never touches the money.
+After :data:`ALERT_AFTER` failures in a row an operator is alerted, once; meanwhile the
+customer's My subscription says their access is being set up.
+
+Woken by ``app.fulfilment_due`` (poked after every change the shop makes) and at the
+next retry; with nothing due it sleeps without a database statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from typing import NoReturn
+
+import trio
+
+from ..app import App
+from ..errors import FulfilmentFailed, StoreUnavailable
+from ..fulfilment import Access
+from ..store import fulfilment as queue
+from ..store.fulfilment import Wanted
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+#: Customers applied at the same time (a panel is one server; be gentle with it).
+CONCURRENCY = 8
+#: Failed attempts in a row before an operator is told.
+ALERT_AFTER = 5
+
+
+async def run_fulfilment(app: App) -> NoReturn:
+    while True:
+        try:
+            await apply_due(app)
+            due = await app.store.run(queue.next_due)
+        except StoreUnavailable as exc:
+            log.warning("fulfilment: database unreachable (%s); retrying in 30 s", exc)
+            due = app.clock.now() + dt.timedelta(seconds=30)
+        delay = math.inf if due is None else (due - app.clock.now()).total_seconds()
+        # At least a second: a customer claimed by another instance stays due meanwhile.
+        await app.fulfilment_due.sleep(max(delay, 1.0))
+
+
+async def apply_due(app: App) -> int:
+    """Apply every customer due now; returns how many were tried."""
+    tried = 0
+    limiter = trio.CapacityLimiter(CONCURRENCY)
+    while batch := await app.store.run(queue.claim_due, app.clock.now(), BATCH, app.instance):
+        async with trio.open_nursery() as nursery:
+            for wanted in batch:
+                nursery.start_soon(_apply, app, wanted, limiter)
+        tried += len(batch)
+        if len(batch) < BATCH:
+            break
+    return tried
+
+
+async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> None:
+    access = Access(
+        telegram_id=wanted.telegram_id,
+        active=wanted.active,
+        expires_at=wanted.expires_at,
+        lifetime=wanted.lifetime,
+        limits=app.catalog.limits(wanted.plan_id),
+        grants=wanted.period,
+    )
+    async with limiter:
+        try:
+            await app.fulfilment.apply(access)
+        except FulfilmentFailed as exc:
+            error = exc.reason
+        except Exception as exc:  # a backend bug must not stop everyone else's access
+            log.exception("fulfilment of %s failed", wanted.telegram_id)
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            await app.store.run(queue.applied, wanted, app.clock.now())
+            return
+    alert = not wanted.alerted and wanted.attempts + 1 >= ALERT_AFTER
+    if alert:
+        log.error(
+            "ALERT: access of %s not applied by %s after %d attempts (failing since %s): %s",
+            wanted.telegram_id,
+            app.fulfilment.name,
+            wanted.attempts + 1,
+            (wanted.failing_since or app.clock.now()).isoformat(),
+            error,
+            extra={"telegram_id": wanted.telegram_id},
+        )
+    else:
+        log.warning("access of %s not applied yet: %s", wanted.telegram_id, error)
+    await app.store.run(queue.failed, wanted, error, app.clock.now(), alert)
