@@ -73,6 +73,7 @@ async def test_a_panel_down_for_hours_delays_access_and_loses_nothing(
         panel.down = False
         await trio.sleep(3600)  # the next retry finds the panel back
         status, expires_at = subscription(shop)
+        assert status == "active"
         assert panel.state[ANN] == Access(
             telegram_id=ANN,
             active=True,
