@@ -262,3 +262,14 @@ CREATE OR REPLACE TRIGGER subscription_changed
     AFTER INSERT OR UPDATE OF status, expires_at, lifetime, plan_id, period ON subscriptions
     FOR EACH ROW EXECUTE FUNCTION subscription_changed();
 
+-- A customer's account at a panel that keys accounts by an id the shop chooses (Hiddify:
+-- a random uuid, which is also the customer's credential). Stored before the panel is
+-- asked to create it, so a create whose answer was lost is found, not made twice.
+CREATE TABLE IF NOT EXISTS panel_accounts (
+    telegram_id  BIGINT NOT NULL REFERENCES customers (telegram_id),
+    backend      TEXT NOT NULL,
+    account_id   TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (telegram_id, backend)
+);
+

@@ -305,6 +305,32 @@ VARIABLES: tuple[Var, ...] = (
     Var("HELEKET_MERCHANT", "Heleket merchant id (enables Heleket with the API key)", text),
     Var("HELEKET_API_KEY", "Heleket payment API key", text, secret=True),
     Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
+    Var(
+        "FULFILMENT",
+        "what a subscription grants: none (a record) or remnawave (a VPN panel account)",
+        choice("none", "remnawave"),
+        default="none",
+    ),
+    Var("REMNAWAVE_URL", "Remnawave panel base URL (with FULFILMENT=remnawave)", url),
+    Var("REMNAWAVE_TOKEN", "Remnawave API token", text, secret=True),
+    Var(
+        "REMNAWAVE_CADDY_TOKEN",
+        "API key of a Caddy auth portal in front of the panel (sent as X-Api-Key)",
+        text,
+        secret=True,
+    ),
+    Var(
+        "REMNAWAVE_WEBHOOK_SECRET",
+        "the panel's WEBHOOK_SECRET_HEADER: checks POST /webhooks/remnawave",
+        text,
+        secret=True,
+    ),
+    Var(
+        "TRAFFIC_ON_RENEWAL",
+        "carry: a renewal adds the plan's traffic to what is left; reset: starts again",
+        choice("carry", "reset"),
+        default="carry",
+    ),
     Var("SCHEDULE_EXPIRY", "cron: mark ended subscriptions expired", cron, default="0 7 * * *"),
     Var(
         "SCHEDULE_REMINDERS", "cron: expiry reminders and auto-renewal", cron, default="0 10 * * *"
@@ -368,6 +394,12 @@ class Config:
     heleket_merchant: str | None
     heleket_api_key: str | None
     heleket_api_url: str
+    fulfilment: str
+    remnawave_url: str | None
+    remnawave_token: str | None
+    remnawave_caddy_token: str | None
+    remnawave_webhook_secret: str | None
+    traffic_on_renewal: str
     schedule_expiry: str
     schedule_reminders: str
     schedule_sweep: str
@@ -433,6 +465,10 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
             "PUBLIC_URL is required when a payment provider is enabled:"
             " the shop's external https:// base URL, for return and webhook links"
         )
+    if values.get("fulfilment") == "remnawave":
+        for name in ("REMNAWAVE_URL", "REMNAWAVE_TOKEN"):
+            if not values.get(name.lower()):
+                problems.append(f"{name} is required with FULFILMENT=remnawave")
     rate, paid = values.get("telegram_global_rate"), values.get("telegram_paid_broadcast")
     if rate is not None and paid is False and rate > 30:
         problems.append(

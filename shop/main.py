@@ -38,7 +38,8 @@ from .catalog import Catalog, load_catalog
 from .clock import SystemClock, WallClock
 from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
-from .fulfilment import Fulfilment, NoFulfilment
+from .fulfilment import Fulfilment
+from .fulfilment.backends import open_fulfilment
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
@@ -118,6 +119,7 @@ async def serve_shop(
         open_store(url, on_busy=on_busy, patience=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
         open_gateways(config, wall, rng) as gateways,
+        _fulfilment(config, fulfilment) as backend,
         contextlib.AsyncExitStack() as stack,  # the instance lock, taken once the schema is in
     ):
         await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
@@ -150,7 +152,7 @@ async def serve_shop(
                         outbox=outbox,
                         texts=load_texts(),
                         catalog=catalog or load_catalog(config.shop_catalog),
-                        fulfilment=fulfilment or NoFulfilment(),
+                        fulfilment=backend,
                         gateways=gateways,
                         checks_due=Wakeup(),
                         courier=courier,
@@ -201,6 +203,16 @@ async def serve_shop(
         if hard_stop.cancelled_caught:
             log.warning("grace period over: stopped with work unfinished")
     log.info("stopped")
+
+
+@asynccontextmanager
+async def _fulfilment(config: Config, given: Fulfilment | None) -> AsyncIterator[Fulfilment]:
+    """The backend a test hands in, or the one ``FULFILMENT`` names."""
+    if given is not None:
+        yield given
+    else:
+        async with open_fulfilment(config) as backend:
+            yield backend
 
 
 async def _open_instance_patiently(stack: contextlib.AsyncExitStack, store: Store) -> int:
@@ -301,6 +313,9 @@ def _secrets(config: Config) -> list[str]:
         config.telegram_token,
         config.admin_token,
         config.metrics_token,
+        config.remnawave_token,
+        config.remnawave_caddy_token,
+        config.remnawave_webhook_secret,
         config.yookassa_secret_key,
         config.stripe_secret_key,
         config.stripe_webhook_secret,

@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 
 def render(app: App, notice: Notice) -> dict[str, Any] | None:
     """The message for a notice; None when there is nothing to say (an unknown kind)."""
-    if notice.ref:
+    rows: list[list[Any]] = []
+    if notice.kind.startswith("panel_"):  # from the VPN panel: traffic running out
+        text: str | None = app.texts(notice.language, f"notice.{notice.kind}")
+        rows = [[button(app.texts(notice.language, "btn.renew"), "buy")]]
+    elif notice.ref:
         text = _about_payment(app, notice)
-        rows: list[list[Any]] = []
     else:
         found = _about_subscription(app, notice)
         if found is None:

@@ -117,3 +117,14 @@ def backlog(conn: Connection) -> int:
         "SELECT count(*) FROM fulfilment_queue WHERE version > applied_version"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def mark_due(conn: Connection, telegram_id: int, now: dt.datetime) -> None:
+    """Apply this customer's access again now (the panel was changed by hand)."""
+    conn.execute(
+        "INSERT INTO fulfilment_queue (telegram_id, version, next_attempt_at, changed_at)"
+        " SELECT telegram_id, 1, %(now)s, %(now)s FROM customers WHERE telegram_id = %(id)s"
+        " ON CONFLICT (telegram_id) DO UPDATE SET version = fulfilment_queue.version + 1,"
+        " next_attempt_at = %(now)s, attempts = 0, changed_at = %(now)s",
+        {"id": telegram_id, "now": now},
+    )

@@ -181,17 +181,32 @@ def owe_about_payment(
 ) -> Notice | None:
     """Owe a notice about a payment, leased to ``holder`` who delivers it next; None if
     it was owed already (a replayed event)."""
+    return owe_once(conn, telegram_id, kind, payment_id, detail, now, holder)
+
+
+def owe_once(
+    conn: Connection,
+    telegram_id: int,
+    kind: str,
+    ref: str,
+    detail: dict[str, Any],
+    now: dt.datetime,
+    holder: int,
+) -> Notice | None:
+    """Owe a notice about one event (``ref`` names it), leased to ``holder``; None if it
+    was owed already, or the customer is not one of ours."""
     with conn.cursor(row_factory=class_row(Notice)) as cur:
         cur.execute(
             "WITH owed AS (INSERT INTO notices (telegram_id, kind, period, ref, created_at,"
             " detail, claimed_until, claimed_by)"
-            " VALUES (%(who)s, %(kind)s, 0, %(ref)s, %(now)s, %(detail)s::jsonb, %(lease)s,"
-            " %(holder)s) ON CONFLICT DO NOTHING RETURNING *)"
+            " SELECT %(who)s, %(kind)s, 0, %(ref)s, %(now)s, %(detail)s::jsonb, %(lease)s,"
+            " %(holder)s WHERE EXISTS (SELECT FROM customers WHERE telegram_id = %(who)s)"
+            " ON CONFLICT DO NOTHING RETURNING *)"
             f" SELECT {_NOTICE_COLUMNS} FROM owed n {_NOTICE_JOINS}",
             {
                 "who": telegram_id,
                 "kind": kind,
-                "ref": payment_id,
+                "ref": ref,
                 "now": now,
                 "detail": _json(detail),
                 "lease": now + CLAIM_LEASE,

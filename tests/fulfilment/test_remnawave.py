@@ -1,0 +1,270 @@
+"""Remnawave fulfilment end to end: the shop, the fake Bot API and a fake panel (2.8.1 and
+3.3.2) over real HTTP, real PostgreSQL, mock time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from shop.catalog import Limits
+from shop.clock import TrioClock
+from shop.errors import FulfilmentFailed
+from shop.fulfilment import Access
+from shop.fulfilment.remnawave import Remnawave
+from tests.conftest import START
+from tests.customer import Customer
+from tests.fakes.panels.remnawave import DEFAULT_SQUAD, TOKEN, FakeRemnawave
+from tests.harness import Shop
+
+ANN = 1001
+GB = 1024**3
+DAY = dt.timedelta(days=1)
+SECRET = "wHsEcReT0123456789abcdefghijklmnopqrstuv"
+SQUAD = DEFAULT_SQUAD[0]
+CATALOG = f"""
+[trial]
+days = 3
+traffic_gb = 5
+devices = 1
+squads = ["{SQUAD}"]
+
+[[plans]]
+id = "m1"
+days = 30
+title = "1 month"
+prices = {{ XTR = 250 }}
+traffic_gb = 50
+devices = 3
+squads = ["{SQUAD}"]
+"""
+
+
+@pytest.fixture(params=["3.3.2", "2.8.1"])
+async def panel(request: pytest.FixtureRequest, nursery: trio.Nursery) -> FakeRemnawave:
+    fake = FakeRemnawave(version=request.param, clock=TrioClock.starting_at(START))
+    await nursery.start(fake.serve)
+    return fake
+
+
+@pytest.fixture
+def shop_with_panel(shop_at: Any, panel: FakeRemnawave, tmp_path: Path) -> Any:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG)
+
+    @asynccontextmanager
+    async def start(**environ: str) -> AsyncIterator[Shop]:
+        env = {
+            "FULFILMENT": "remnawave",
+            "REMNAWAVE_URL": panel.base_url,
+            "REMNAWAVE_TOKEN": TOKEN,
+            "REMNAWAVE_WEBHOOK_SECRET": SECRET,
+            "SHOP_CATALOG": str(catalog),
+        } | environ
+        async with shop_at(environ=env, poll_timeout=86_400) as shop:
+            yield shop
+
+    return start
+
+
+def expiry(shop: Shop) -> dt.datetime:
+    (row,) = shop.query("SELECT expires_at FROM subscriptions WHERE telegram_id = %s", ANN)
+    return row[0]  # type: ignore[no-any-return]
+
+
+def panel_expiry(panel: FakeRemnawave) -> dt.datetime:
+    text = panel.users["tg_1001"]["expireAt"]
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def buy(ann: Customer) -> None:
+    await ann.choose_plan("m1", "stars")
+    await ann.pay_last_invoice()
+
+
+async def test_a_purchase_creates_the_account_with_our_expiry_and_limits(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        user = panel.users["tg_1001"]
+        assert user["status"] == "ACTIVE"
+        assert user["telegramId"] == ANN
+        assert user["trafficLimitBytes"] == 50 * GB
+        assert user["hwidDeviceLimit"] == 3
+        assert [s["uuid"] for s in user["activeInternalSquads"]] == [SQUAD]
+        assert panel_expiry(panel) == expiry(shop).replace(microsecond=0)
+        assert panel.created == 1
+        await ann.press("sub")
+        assert user["subscriptionUrl"] in ann.last_text()
+
+
+async def test_a_renewal_patches_the_absolute_expiry_and_carries_traffic(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        panel.use_traffic("tg_1001", 27 * GB)
+        await buy(ann)
+        user = panel.users["tg_1001"]
+        left = user["trafficLimitBytes"] - user["userTraffic"]["usedTrafficBytes"]
+        assert left == 73 * GB  # 50 bought, 27 used, 50 more
+        assert panel_expiry(panel) == expiry(shop).replace(microsecond=0)
+        assert expiry(shop) > START + 59 * DAY
+        patches = panel.calls_to("PATCH", "/api/users")
+        assert all("expireAt" not in c.json() or "days" not in c.json() for c in patches)
+        assert not [c for c in panel.calls if c.path.endswith("/actions/extend")]
+        assert panel.created == 1
+
+
+async def test_with_reset_a_renewal_starts_the_traffic_again(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel(TRAFFIC_ON_RENEWAL="reset") as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        panel.use_traffic("tg_1001", 27 * GB)
+        await buy(ann)
+        user = panel.users["tg_1001"]
+        assert user["trafficLimitBytes"] == 50 * GB
+        assert user["userTraffic"]["usedTrafficBytes"] == 0
+
+
+async def test_a_create_whose_answer_was_lost_is_not_made_twice(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        panel.lose_answers(1)  # the lookup is answered; the create is stored, its answer lost
+        lookups = len(panel.calls_to("GET", "/api/users/by-username/tg_1001"))
+        await buy(ann)
+        await trio.sleep(120)  # the queue's retry
+        assert panel.created == 1
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"
+        assert len(panel.calls_to("GET", "/api/users/by-username/tg_1001")) > lookups
+
+
+async def test_refund_and_expiry_disable(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await ann.press("trial")
+        assert panel.users["tg_1001"]["trafficLimitBytes"] == 5 * GB
+        await trio.sleep(5 * 86_400)  # the trial ends; the 07:00 expiry job runs
+        assert panel.users["tg_1001"]["status"] == "DISABLED"
+        await ann.choose_plan("m1", "stars")
+        payment_id, charge_id = await ann.pay_last_invoice()
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"
+        shop.telegram.refunded_payment(
+            ANN, payload=payment_id, total_amount=250, charge_id=charge_id
+        )
+        await ann.settle()
+        assert panel.users["tg_1001"]["status"] == "DISABLED"
+
+
+async def test_a_panel_outage_delays_access_and_the_payment_stands(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        panel.outage(502)
+        await buy(ann)
+        assert shop.query("SELECT status FROM payments") == [("completed",)]
+        await ann.press("sub")
+        assert "being set up" in ann.last_text()
+        await trio.sleep(3 * 3600)
+        assert "tg_1001" not in panel.users
+        panel.end_outage()
+        await trio.sleep(3600)
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"
+        assert panel_expiry(panel) == expiry(shop).replace(microsecond=0)
+
+
+async def test_panel_webhooks_are_signed_and_acted_on(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop, httpx.AsyncClient(base_url=shop.url) as http:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        headers, body = panel.webhook("user.limited", "tg_1001", secret="not-the-secret" * 3)
+        assert (
+            await http.post("/webhooks/remnawave", content=body, headers=headers)
+        ).status_code == 401
+        headers, body = panel.webhook("user.limited", "tg_1001", secret=SECRET)
+        for _ in range(2):  # the panel retries a delivery: told once
+            answer = await http.post("/webhooks/remnawave", content=body, headers=headers)
+            assert answer.status_code == 200
+        await ann.settle()
+        assert sum("traffic has run out" in t for t in ann.texts()) == 1
+        assert "buy" in ann.buttons()
+        panel.disable_by_hand("tg_1001")
+        headers, body = panel.webhook("user.disabled", "tg_1001", secret=SECRET)
+        assert (
+            await http.post("/webhooks/remnawave", content=body, headers=headers)
+        ).status_code == 200
+        await ann.settle()
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"  # put back as paid for
+        headers, body = panel.webhook("user.first_connected", "tg_1001", secret=SECRET)
+        assert (
+            await http.post("/webhooks/remnawave", content=body, headers=headers)
+        ).status_code == 200
+
+
+async def test_two_clients_racing_create_one_account(
+    panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    access = Access(
+        telegram_id=ANN,
+        active=True,
+        expires_at=START + 30 * DAY,
+        lifetime=False,
+        limits=Limits(50, 3, (SQUAD,)),
+        grants=1,
+    )
+    async with httpx.AsyncClient() as http:
+        clients = [Remnawave(http, url=panel.base_url, token=TOKEN) for _ in range(2)]
+        async with trio.open_nursery() as nursery:
+            for client in clients:
+                nursery.start_soon(client.apply, access)
+    assert panel.created == 1
+    assert panel.users["tg_1001"]["trafficLimitBytes"] == 50 * GB  # counted once
+
+
+async def test_an_account_of_another_telegram_id_is_left_alone(
+    panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "X-Forwarded-For": "10.0.0.1",
+        "X-Forwarded-Proto": "https",
+    }
+    access = Access(ANN, True, START + 30 * DAY, False, Limits(), 1)
+    async with httpx.AsyncClient() as http:
+        # Another bot made tg_1001 for its own customer 99.
+        made = await http.post(
+            f"{panel.base_url}/api/users",
+            json={"username": "tg_1001", "expireAt": "2027-01-01T00:00:00.000Z", "telegramId": 99},
+            headers=headers,
+        )
+        assert made.status_code == 201
+        before = dict(panel.users["tg_1001"])
+        with pytest.raises(FulfilmentFailed):
+            await Remnawave(http, url=panel.base_url, token=TOKEN).apply(access)
+    assert panel.users["tg_1001"] == before
