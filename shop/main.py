@@ -1,4 +1,5 @@
-"""The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema.
+"""The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema,
+``shop panel sync [--dry-run]`` repairs the panel.
 
 ``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
 order (database, store, actors, then intake: the HTTP server and the Telegram poller)
@@ -23,7 +24,7 @@ import attrs
 import trio
 
 from .actors.courier import Courier
-from .actors.fulfilment import run_fulfilment
+from .actors.fulfilment import run_fulfilment, sync_everyone
 from .actors.jobs import default_jobs, run_notice_deliverer
 from .actors.notices import render as render_notice
 from .actors.payment import payment_kind
@@ -267,11 +268,35 @@ async def _migrate(config: Config) -> None:
     log.info("schema applied")
 
 
+async def _panel_sync(config: Config, catalog: Catalog, dry_run: bool) -> None:
+    """``shop panel sync [--dry-run]``: one line per customer whose access differs."""
+    async with (
+        open_database(config) as url,
+        open_store(url) as store,
+        open_fulfilment(config) as backend,
+    ):
+        await apply_schema_patiently(store, patience=10.0)
+        if backend.name == "none":
+            print("FULFILMENT=none: there is no panel to compare with")
+            return
+        differed = await sync_everyone(
+            store, backend, catalog, SystemClock(), dry_run=dry_run, report=print
+        )
+        verb = "differ" if dry_run else "were repaired"
+        print(f"{differed} accounts {verb}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the shop")
     commands.add_parser("migrate", help="apply schema.sql to the database")
+    panel = commands.add_parser("panel", help="the fulfilment backend (FULFILMENT)")
+    panel_commands = panel.add_subparsers(dest="panel_command", required=True)
+    sync = panel_commands.add_parser(
+        "sync", help="compare every subscription with the panel and repair what differs"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="only print what differs")
     args = parser.parse_args(argv)
 
     try:
@@ -284,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             trio.run(_run, config, catalog)
+        elif args.command == "panel":
+            trio.run(_panel_sync, config, catalog, args.dry_run)
         else:
             trio.run(_migrate, config)
     except BaseException as exc:

@@ -19,13 +19,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 from typing import NoReturn
 
 import trio
 
 from ..app import App
+from ..catalog import Catalog
+from ..clock import WallClock
 from ..errors import FulfilmentFailed, StoreUnavailable
-from ..fulfilment import Access
+from ..fulfilment import Access, Fulfilment
+from ..store import Store
 from ..store import fulfilment as queue
 from ..store.fulfilment import Wanted
 
@@ -65,15 +69,48 @@ async def apply_due(app: App) -> int:
     return tried
 
 
-async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> None:
-    access = Access(
+async def sync_everyone(
+    store: Store,
+    backend: Fulfilment,
+    catalog: Catalog,
+    clock: WallClock,
+    *,
+    dry_run: bool,
+    report: Callable[[str], None],
+) -> int:
+    """Compare every customer's subscription with the outside world and repair what
+    differs (``shop panel sync``, and the hourly sweep); returns how many differed."""
+    after, differed = 0, 0
+    while rows := await store.run(queue.everyone, clock.now(), after, 200):
+        for wanted in rows:
+            access = _access(catalog, wanted)
+            try:
+                found = await backend.drift(access)
+                if found and not dry_run:
+                    await backend.apply(access)
+            except FulfilmentFailed as exc:
+                report(f"{wanted.telegram_id}: not checked: {exc.reason}")
+                continue
+            if found:
+                differed += 1
+                report(f"{wanted.telegram_id}: " + "; ".join(found))
+        after = rows[-1].telegram_id
+    return differed
+
+
+def _access(catalog: Catalog, wanted: Wanted) -> Access:
+    return Access(
         telegram_id=wanted.telegram_id,
-        active=wanted.active,
+        active=bool(wanted.active),
         expires_at=wanted.expires_at,
         lifetime=wanted.lifetime,
-        limits=app.catalog.limits(wanted.plan_id),
+        limits=catalog.limits(wanted.plan_id),
         grants=wanted.period,
     )
+
+
+async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> None:
+    access = _access(app.catalog, wanted)
     async with limiter:
         try:
             await app.fulfilment.apply(access)

@@ -26,6 +26,7 @@ from ..errors import StoreUnavailable
 from ..store import customers, ledger, notices, payments, upkeep
 from ..store.payments import NewPayment
 from ..telegram.outbox import Lane
+from .fulfilment import sync_everyone
 from .payment import KIND as PAYMENT
 from .payment import PayFromBalance
 from .shopping import PAYABLE_FOR
@@ -73,10 +74,20 @@ async def sweep(app: App, slot: dt.datetime) -> str:
     if rechecks:
         app.checks_due.poke()
     delivered = await deliver_notices(app)
+    repaired = 0
+    if app.fulfilment.name != "none":
+        repaired = await sync_everyone(
+            app.store, app.fulfilment, app.catalog, app.clock, dry_run=False, report=_drift
+        )
     return (
         f"{read} Stars transactions read, {refunds} refunds retried; {expired} payments"
-        f" expired, {rechecks} re-checked; {delivered} notices delivered"
+        f" expired, {rechecks} re-checked; {delivered} notices delivered;"
+        f" {repaired} accounts repaired"
     )
+
+
+def _drift(line: str) -> None:
+    log.warning("fulfilment drift repaired: %s", line)
 
 
 async def cleanup_state(app: App, slot: dt.datetime) -> str:

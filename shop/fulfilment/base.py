@@ -43,3 +43,7 @@ class Fulfilment(Protocol):
     async def access_text(self, telegram_id: int, language: str) -> str | None:
         """How the customer uses their access (HTML), or None when there is nothing to say."""
         ...
+
+    async def drift(self, access: Access) -> list[str]:
+        """How the outside world differs from ``access``, for people; [] when it matches."""
+        ...

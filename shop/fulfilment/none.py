@@ -13,3 +13,6 @@ class NoFulfilment:
 
     async def access_text(self, telegram_id: int, language: str) -> str | None:
         return None
+
+    async def drift(self, access: Access) -> list[str]:
+        return []

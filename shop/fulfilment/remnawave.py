@@ -169,28 +169,22 @@ class Remnawave:
         )
         raise FulfilmentFailed(self.name, f"{user.username} belongs to another telegramId")
 
+    async def drift(self, access: Access) -> list[str]:
+        """How the panel differs from ``access`` (``shop panel sync``); [] when it matches."""
+        user = await self.find(access.telegram_id)
+        if user is None:
+            return ["no account"] if access.active else []
+        if user.telegram_id != access.telegram_id:
+            return [f"{user.username} belongs to telegramId {user.telegram_id}: left alone"]
+        changes, action = self._plan(user, access)
+        found = [f"{key}: {_shown(user, key)} -> {value}" for key, value in changes.items()]
+        return found + ([f"action {action}"] if action else [])
+
     async def _update(self, user: PanelUser, access: Access) -> None:
-        changes: dict[str, Any] = {}
-        if not access.active:
-            if user.status == "ACTIVE":
-                changes["status"] = "DISABLED"
-            elif user.status in ("EXPIRED", "LIMITED"):
-                # PATCH disables only an ACTIVE user (updateUser); the action does the rest.
-                await self._action(user, "disable", ok_codes=("A029",))
-                return
-        else:
-            expiry = _expiry(access)
-            if user.expire_at != expiry:
-                changes["expireAt"] = _iso(expiry)
-            if user.status != "ACTIVE":
-                changes["status"] = "ACTIVE"
-            if access.grants > user.grants:
-                changes |= await self._traffic(user, access)
-            devices = access.limits.devices or 0
-            if user.devices != devices:
-                changes["hwidDeviceLimit"] = devices
-            if sorted(user.squads) != sorted(access.limits.squads):
-                changes["activeInternalSquads"] = list(access.limits.squads)
+        changes, action = self._plan(user, access)
+        if action is not None:
+            # PATCH disables only an ACTIVE user (updateUser); an action does the rest.
+            await self._action(user, action, ok_codes=("A029",) if action == "disable" else ())
         if not changes:
             return  # the panel already matches: no call
         status, body = await self._request(
@@ -199,19 +193,44 @@ class Remnawave:
         if status != 200:
             raise FulfilmentFailed(self.name, f"update answered {status} {_code(body)}")
 
-    async def _traffic(self, user: PanelUser, access: Access) -> dict[str, Any]:
+    def _plan(self, user: PanelUser, access: Access) -> tuple[dict[str, Any], str | None]:
+        """The PATCH fields and the action (``disable``, ``reset-traffic``) that make the
+        account match ``access``; nothing when it does."""
+        if not access.active:
+            if user.status == "ACTIVE":
+                return {"status": "DISABLED"}, None
+            if user.status in ("EXPIRED", "LIMITED"):
+                return {}, "disable"
+            return {}, None
+        changes: dict[str, Any] = {}
+        action = None
+        expiry = _expiry(access)
+        if user.expire_at != expiry:
+            changes["expireAt"] = _iso(expiry)
+        if user.status != "ACTIVE":
+            changes["status"] = "ACTIVE"
+        if access.grants > user.grants:
+            traffic, action = self._traffic(user, access)
+            changes |= traffic
+        devices = access.limits.devices or 0
+        if user.devices != devices:
+            changes["hwidDeviceLimit"] = devices
+        if sorted(user.squads) != sorted(access.limits.squads):
+            changes["activeInternalSquads"] = list(access.limits.squads)
+        return changes, action
+
+    def _traffic(self, user: PanelUser, access: Access) -> tuple[dict[str, Any], str | None]:
         """The traffic fields for grants not counted yet (see the module docstring)."""
         plan_bytes = (access.limits.traffic_gb or 0) * GB
         record = {"description": f"shop:grants={access.grants}"}
         if not plan_bytes:
-            return record | {"trafficLimitBytes": 0}  # unlimited
-        if self._carry:
-            if user.traffic_limit == 0:  # was unlimited: start counting from here
-                return record | {"trafficLimitBytes": user.used_traffic + plan_bytes}
-            added = (access.grants - user.grants) * plan_bytes
-            return record | {"trafficLimitBytes": user.traffic_limit + added}
-        await self._action(user, "reset-traffic")
-        return record | {"trafficLimitBytes": plan_bytes}
+            return record | {"trafficLimitBytes": 0}, None  # unlimited
+        if not self._carry:  # used traffic starts again: reset first, then the limit
+            return record | {"trafficLimitBytes": plan_bytes}, "reset-traffic"
+        if user.traffic_limit == 0:  # was unlimited: start counting from here
+            return record | {"trafficLimitBytes": user.used_traffic + plan_bytes}, None
+        added = (access.grants - user.grants) * plan_bytes
+        return record | {"trafficLimitBytes": user.traffic_limit + added}, None
 
     async def _action(self, user: PanelUser, action: str, ok_codes: tuple[str, ...] = ()) -> None:
         """``POST /api/users/{uuid|id}/actions/<action>``; ``ok_codes``: errors that mean done."""
@@ -280,6 +299,19 @@ def _user(data: dict[str, Any]) -> PanelUser:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FulfilmentFailed("remnawave", f"an unreadable user ({type(exc).__name__})") from None
+
+
+def _shown(user: PanelUser, key: str) -> object:
+    """The account's current value of a PATCH field, for a drift report."""
+    fields = {
+        "expireAt": user.expire_at,
+        "status": user.status,
+        "trafficLimitBytes": user.traffic_limit,
+        "hwidDeviceLimit": user.devices,
+        "activeInternalSquads": list(user.squads),
+        "description": f"shop:grants={user.grants}",
+    }
+    return fields.get(key, "?")
 
 
 def _expiry(access: Access) -> dt.datetime:

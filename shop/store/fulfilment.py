@@ -128,3 +128,18 @@ def mark_due(conn: Connection, telegram_id: int, now: dt.datetime) -> None:
         " next_attempt_at = %(now)s, attempts = 0, changed_at = %(now)s",
         {"id": telegram_id, "now": now},
     )
+
+
+def everyone(conn: Connection, now: dt.datetime, after: int, limit: int) -> list[Wanted]:
+    """Every customer with a subscription, by id after ``after`` (for a full sync)."""
+    with conn.cursor(row_factory=class_row(Wanted)) as cur:
+        cur.execute(
+            "SELECT s.telegram_id, COALESCE(q.version, 0) AS version,"
+            "  s.status = 'active' AND (s.lifetime OR s.expires_at > %(now)s) AS active,"
+            "  s.expires_at, s.lifetime, s.plan_id, s.period, 0 AS attempts,"
+            "  NULL::timestamptz AS failing_since, FALSE AS alerted"
+            " FROM subscriptions s LEFT JOIN fulfilment_queue q USING (telegram_id)"
+            " WHERE s.telegram_id > %(after)s ORDER BY s.telegram_id LIMIT %(limit)s",
+            {"now": now, "after": after, "limit": limit},
+        )
+        return cur.fetchall()

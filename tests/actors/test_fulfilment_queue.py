@@ -43,6 +43,9 @@ class FlakyPanel:
     async def access_text(self, telegram_id: int, language: str) -> str | None:
         return "🔑 <code>vless://example</code>"
 
+    async def drift(self, access: Access) -> list[str]:
+        return []
+
 
 def subscription(shop: Shop) -> tuple[Any, ...]:
     (row,) = shop.query("SELECT status, expires_at FROM subscriptions WHERE telegram_id = %s", ANN)

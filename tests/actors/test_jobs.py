@@ -36,6 +36,9 @@ class RecordingPanel:
     async def access_text(self, telegram_id: int, language: str) -> str | None:
         return None
 
+    async def drift(self, access: Access) -> list[str]:
+        return []
+
 
 def subscribe(shop: Shop, telegram_id: int, expires_at: dt.datetime, **customer: Any) -> None:
     """A customer with an active one-month subscription ending at ``expires_at``."""

@@ -268,3 +268,53 @@ async def test_an_account_of_another_telegram_id_is_left_alone(
         with pytest.raises(FulfilmentFailed):
             await Remnawave(http, url=panel.base_url, token=TOKEN).apply(access)
     assert panel.users["tg_1001"] == before
+
+
+async def test_sync_repairs_each_kind_of_drift(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    from shop.actors.fulfilment import sync_everyone
+
+    async with shop_with_panel() as shop, httpx.AsyncClient() as http:
+        customers = [Customer(shop, who) for who in (ANN, 2002, 3003, 4004)]
+        for customer in customers:
+            await customer.send("/start")
+            await buy(customer)
+        panel.delete_by_hand("tg_1001")  # missing account
+        panel.disable_by_hand("tg_2002")  # wrong status
+        headers = {
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Forwarded-For": "10.0.0.1",
+            "X-Forwarded-Proto": "https",
+        }
+        for change in (
+            {"username": "tg_3003", "expireAt": "2031-01-01T00:00:00.000Z"},  # wrong expiry
+            {"username": "tg_4004", "hwidDeviceLimit": 10},  # wrong limits
+        ):
+            patched = await http.patch(f"{panel.base_url}/api/users", json=change, headers=headers)
+            assert patched.status_code == 200
+        app = shop.app
+        lines: list[str] = []
+        found = await sync_everyone(
+            app.store, app.fulfilment, app.catalog, app.clock, dry_run=True, report=lines.append
+        )
+        assert found == 4
+        assert any(line.startswith("1001: no account") for line in lines)
+        assert any(line.startswith("2002: status: DISABLED -> ACTIVE") for line in lines)
+        assert any(line.startswith("3003: expireAt: 2031-01-01") for line in lines)
+        assert any(line.startswith("4004: hwidDeviceLimit: 10 -> 3") for line in lines)
+        assert panel.users["tg_2002"]["status"] == "DISABLED"  # a dry run changes nothing
+        repaired = await sync_everyone(
+            app.store, app.fulfilment, app.catalog, app.clock, dry_run=False, report=lines.append
+        )
+        assert repaired == 4
+        again: list[str] = []
+        assert (
+            await sync_everyone(
+                app.store, app.fulfilment, app.catalog, app.clock, dry_run=True, report=again.append
+            )
+            == 0
+        )
+        assert again == []
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"
+        assert panel.users["tg_4004"]["hwidDeviceLimit"] == 3
