@@ -67,7 +67,7 @@ def main() -> None:
 
         def deliver_all() -> int:
             delivered = 0
-            while batch := notices.claim_unsent(conn, NOW, 200):
+            while batch := notices.claim_unsent(conn, NOW, 200, 0):
                 notices.mark_sent(conn, batch, NOW)
                 delivered += len(batch)
             return delivered
