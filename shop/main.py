@@ -212,7 +212,7 @@ async def _fulfilment(config: Config, given: Fulfilment | None) -> AsyncIterator
     if given is not None:
         yield given
     else:
-        async with open_fulfilment(config) as backend:
+        async with open_fulfilment(config, load_texts()) as backend:
             yield backend
 
 

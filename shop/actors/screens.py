@@ -196,6 +196,7 @@ def subscription_screen(
     access: str | None,
     plan_title: str | None,
     auto_renew: bool = False,
+    can_relink: bool = False,
 ) -> Screen:
     if subscription is None:
         text = t(lang, "sub.none")
@@ -214,7 +215,15 @@ def subscription_screen(
     if subscription is not None and not subscription.lifetime:
         toggle = ("btn.autorenew_on", "auto:0") if auto_renew else ("btn.autorenew_off", "auto:1")
         rows.append([button(t(lang, toggle[0]), toggle[1])])
+    if can_relink:
+        rows.append([button(t(lang, "btn.relink"), "relink")])
     return Screen("sub", text, keyboard(*rows, back(t, lang)))
+
+
+def relink_screen(t: Texts, lang: str) -> Screen:
+    """Are you sure? A new link means setting up every device again."""
+    rows = [[button(t(lang, "btn.relink_yes"), "relink:yes")]]
+    return Screen("relink", t(lang, "relink.confirm"), keyboard(*rows, back(t, lang, "sub")))
 
 
 def balance_screen(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
-from ..errors import AskTimeout, NotFound, TelegramError
+from ..errors import AskTimeout, FulfilmentFailed, NotFound, TelegramError
 from ..money import STARS
 from ..store import checkouts, customers, fulfilment, ledger, payments, subscriptions
 from ..store.payments import NewPayment, PaymentRow
@@ -257,7 +257,11 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
         if await app.store.run(fulfilment.pending, actor.id) and app.fulfilment.name != "none":
             access = actor.t("access.pending")  # paid and recorded; the panel catches up
         else:
-            access = await app.fulfilment.access_text(actor.id, actor.lang)
+            try:
+                access = await app.fulfilment.access_text(actor.id, actor.lang)
+            except FulfilmentFailed as exc:  # the panel is down: the screen still shows
+                log.warning("access of %s not shown: %s", actor.id, exc)
+                access = actor.t("access.pending")
     plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
     screen = screens.subscription_screen(
         app.texts,
@@ -268,8 +272,29 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
         access,
         plan.title(actor.lang) if plan else None,
         auto_renew,
+        can_relink=access is not None and hasattr(app.fulfilment, "reset_link"),
     )
     await actor.show(target, screen)
+
+
+async def reset_link(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> bool:
+    """``relink`` asks to be sure; ``relink:yes`` gets a new subscription link."""
+    reset = getattr(actor.app.fulfilment, "reset_link", None)
+    if reset is None or args not in ([], ["yes"]):
+        raise NotFound(":".join(args))
+    if not args:
+        await actor.show(target, screens.relink_screen(actor.app.texts, actor.lang))
+        return False
+    try:
+        done = await reset(actor.id)
+    except FulfilmentFailed as exc:
+        log.warning("link of %s not reset: %s", actor.id, exc)
+        done = False
+    await actor.answer(query, actor.t("relink.done" if done else "relink.failed"))
+    await show_subscription(actor, target)
+    return True
 
 
 async def switch_auto_renew(

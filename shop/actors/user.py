@@ -346,6 +346,7 @@ _BUTTONS: dict[str, Button] = {
     "auto": _answering(shopping.switch_auto_renew),
     "trial": _trial,
     "sub": _simple(shopping.show_subscription),
+    "relink": shopping.reset_link,
     "bal": _simple(shopping.show_balance),
     "hist": _with_argument(shopping.show_history),
     "tx": _with_argument(shopping.show_entry),

@@ -10,6 +10,7 @@ import httpx
 
 from ..config import Config
 from ..errors import FulfilmentFailed
+from ..telegram.texts import Texts
 from .base import Fulfilment
 from .none import NoFulfilment
 from .remnawave import Remnawave
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def open_fulfilment(config: Config) -> AsyncIterator[Fulfilment]:
+async def open_fulfilment(config: Config, texts: Texts | None = None) -> AsyncIterator[Fulfilment]:
     """The configured backend. A panel that does not answer at start is waited for by the
     fulfilment queue; one that answers with an unsupported version stops the start."""
     if config.fulfilment != "remnawave":
@@ -34,6 +35,7 @@ async def open_fulfilment(config: Config) -> AsyncIterator[Fulfilment]:
             token=config.remnawave_token,
             caddy_token=config.remnawave_caddy_token,
             traffic_on_renewal=config.traffic_on_renewal,
+            texts=texts,
         )
         try:
             log.info("fulfilment: Remnawave %s", await panel.check())

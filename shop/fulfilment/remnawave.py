@@ -26,14 +26,17 @@ Facts from the panel's sources (EXTERNAL-APIS.md §C.1, §C.1d):
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import re
+from functools import partial
 from typing import Any
 
 import attrs
 import httpx
 
 from ..errors import FulfilmentFailed, StartupFailed
+from ..telegram.texts import Texts
 from .base import Access
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,10 @@ class Remnawave:
         token: str,
         caddy_token: str | None = None,
         traffic_on_renewal: str = "carry",
+        texts: Texts | None = None,
     ) -> None:
         self._http = http
+        self._texts = texts
         self._base = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", **_FORWARDED}
         if caddy_token:
@@ -118,10 +123,35 @@ class Remnawave:
         await self._update(user, access)
 
     async def access_text(self, telegram_id: int, language: str) -> str | None:
+        """The subscription link, traffic used and left, and the device limit."""
         user = await self.find(telegram_id)
         if user is None or user.status != "ACTIVE":
             return None
-        return f"🔑 <code>{user.subscription_url}</code>"
+        link = html.escape(user.subscription_url)
+        if self._texts is None:
+            return f"🔑 <code>{link}</code>"
+        t = partial(self._texts, language)
+        lines = [t("access.link", url=link)]
+        used = _gigabytes(user.used_traffic)
+        if user.traffic_limit:
+            left = _gigabytes(max(0, user.traffic_limit - user.used_traffic))
+            lines.append(
+                t("access.traffic", used=used, left=left, limit=_gigabytes(user.traffic_limit))
+            )
+        else:
+            lines.append(t("access.traffic_unlimited", used=used))
+        if user.devices:
+            lines.append(t("access.devices", count=user.devices))
+        return "\n".join(lines)
+
+    async def reset_link(self, telegram_id: int) -> bool:
+        """A new subscription link (``actions/revoke``); the old one stops working."""
+        user = await self.find(telegram_id)
+        if user is None:
+            return False
+        self._check_owner(user, telegram_id)
+        await self._action(user, "revoke")
+        return True
 
     # -- users -------------------------------------------------------------------------
 
@@ -299,6 +329,10 @@ def _user(data: dict[str, Any]) -> PanelUser:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FulfilmentFailed("remnawave", f"an unreadable user ({type(exc).__name__})") from None
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count / GB:.1f}".removesuffix(".0")
 
 
 def _shown(user: PanelUser, key: str) -> object:

@@ -318,3 +318,29 @@ async def test_sync_repairs_each_kind_of_drift(
         assert again == []
         assert panel.users["tg_1001"]["status"] == "ACTIVE"
         assert panel.users["tg_4004"]["hwidDeviceLimit"] == 3
+
+
+async def test_my_subscription_shows_the_access_and_resets_the_link(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        panel.use_traffic("tg_1001", 12 * GB)
+        await ann.press("sub")
+        screen = ann.last_text()
+        old_link = panel.users["tg_1001"]["subscriptionUrl"]
+        assert old_link in screen
+        assert "12 GB used, <b>38 GB left</b> of 50 GB" in screen
+        assert "Devices: up to 3" in screen
+        await ann.press("relink")
+        assert "old link stops working" in ann.last_text()
+        assert panel.users["tg_1001"]["subscriptionUrl"] == old_link  # asked, not done
+        await ann.press("relink:yes")
+        new_link = panel.users["tg_1001"]["subscriptionUrl"]
+        assert new_link != old_link
+        assert new_link in ann.last_text()
+        assert ann.answers()[-1] == "Your link was reset"
+        await ann.press("relink:no")  # a forged argument changes nothing
+        assert panel.users["tg_1001"]["subscriptionUrl"] == new_link
