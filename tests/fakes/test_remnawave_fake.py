@@ -84,7 +84,9 @@ async def test_without_the_proxy_headers_the_connection_closes_unanswered(
     panel: FakeRemnawave, headers: dict[str, str]
 ) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=panel.base_url, headers=headers | auth) as client:
+    async with httpx.AsyncClient(
+        base_url=panel.base_url, headers=headers | auth, verify=False
+    ) as client:
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             await client.get("/api/system/metadata")
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
@@ -95,7 +97,9 @@ async def test_without_the_proxy_headers_the_connection_closes_unanswered(
 @BOTH
 async def test_bearer_token_is_required(panel: FakeRemnawave, api: httpx.AsyncClient) -> None:
     for auth in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-        async with httpx.AsyncClient(base_url=panel.base_url, headers=PROXY | auth) as client:
+        async with httpx.AsyncClient(
+            base_url=panel.base_url, headers=PROXY | auth, verify=False
+        ) as client:
             response = await client.get("/api/users/by-username/tg_42")
         assert response.status_code == 401
         assert response.json() == {"message": "Unauthorized", "statusCode": 401}
@@ -112,7 +116,7 @@ async def test_bearer_token_is_required(panel: FakeRemnawave, api: httpx.AsyncCl
 async def test_caddy_api_key_comes_first(nursery: trio.Nursery) -> None:
     panel = FakeRemnawave(caddy_token="caddy-key", clock=FrozenClock())
     await nursery.start(panel.serve)
-    async with httpx.AsyncClient(base_url=panel.base_url, headers=HEADERS) as client:
+    async with httpx.AsyncClient(base_url=panel.base_url, headers=HEADERS, verify=False) as client:
         refused = await client.get("/api/system/metadata")
         wrong = await client.get("/api/system/metadata", headers={"X-Api-Key": "nope"})
         ok = await client.get("/api/system/metadata", headers={"X-Api-Key": "caddy-key"})

@@ -355,7 +355,6 @@ def number(
             if issues.v4:
                 extra = {"format": "safeint"}
                 return issues.invalid_type(path, "int", value, int_error, extra=extra)
-            issues.aborted = True
             issue = {"code": "invalid_type", "expected": "integer", "received": "float"}
             return issues._add(issue, path, int_error or "Expected integer, received float")
         results = [check(issues, path, value) for check in checks]

@@ -97,7 +97,6 @@ USER_EVENTS = (
 # ``createNanoId`` / ``createPassword`` in users.service.ts; SHORT_UUID_LENGTH defaults to 16.
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ_abcdefghjkmnopqrstuvwxyz-"
 _INT64 = 2**63
-_DROP: Any = None  # an answer of None: close the connection without a response
 
 
 @attrs.define
@@ -201,7 +200,7 @@ class FakeRemnawave(FakeProvider):
         if event not in USER_EVENTS:
             raise ValueError(f"not a user event: {event!r}")
         row = self._find("username", username) or self._gone[username]
-        timestamp = _iso(self._now())
+        timestamp = _stamp(self._now())
         payload = {
             "scope": "user",
             "event": event,
@@ -237,7 +236,7 @@ class FakeRemnawave(FakeProvider):
         self.calls.append(call)
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         answer = self._answer(call, raw_path)
-        if answer is _DROP:
+        if answer is None:
             # As in the Telegram fake: an informational head and no final response makes
             # hypercorn close the connection, and httpx raises RemoteProtocolError.
             await send({"type": "http.response.start", "status": 199, "headers": []})
@@ -253,7 +252,7 @@ class FakeRemnawave(FakeProvider):
     def _answer(self, call: PanelCall, raw_path: str) -> tuple[int, bytes, bytes] | None:
         if self._resets:
             self._resets -= 1
-            return _DROP
+            return None  # close the connection without an answer
         if self._outage is not None:
             return self._outage, b"text/plain", HTTPStatus(self._outage).phrase.encode()
         if self.caddy_token is not None and call.headers.get("x-api-key") != self.caddy_token:
@@ -265,7 +264,7 @@ class FakeRemnawave(FakeProvider):
             return _json(400, {"message": str(error), "error": "Bad Request", "statusCode": 400})
         headers = call.headers
         if not headers.get("x-forwarded-for") or headers.get("x-forwarded-proto") != "https":
-            return _DROP
+            return None  # close the connection without an answer
         handler = self._route(call.method, _segments(raw_path))
         if handler is None:
             message = f"Cannot {call.method} {url}"
@@ -280,7 +279,7 @@ class FakeRemnawave(FakeProvider):
         if self._lost:
             self._lost -= 1
             if self._lost_status is None:
-                return _DROP
+                return None  # close the connection without an answer
             return self._lost_status, b"text/plain", HTTPStatus(self._lost_status).phrase.encode()
         return _json(status, payload)
 
@@ -641,7 +640,7 @@ class FakeRemnawave(FakeProvider):
 
     def _error(self, request: _Request, name: str) -> ApiError:
         code, message, status = contract.ERRORS[name]
-        body = {"timestamp": _iso(self._now()), "path": request.url, "message": message}
+        body = {"timestamp": _stamp(self._now()), "path": request.url, "message": message}
         return ApiError(status, body | {"errorCode": code})
 
     def _watchdog(self) -> None:
@@ -740,10 +739,12 @@ def _json_body(call: PanelCall) -> Any:
         return {}
     try:
         body = json.loads(call.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"Unexpected token in JSON: {error}") from None
-    if not isinstance(body, dict | list):
-        raise ValueError("Unexpected token in JSON: only objects and arrays are allowed")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Unexpected token in JSON at position {error.pos}") from None
+    except UnicodeDecodeError:
+        raise ValueError("Unexpected token in JSON at position 0") from None
+    if not isinstance(body, dict | list):  # body-parser's strict mode
+        raise ValueError("Unexpected token in JSON at position 0")
     return body
 
 
@@ -787,8 +788,10 @@ def _js_bigint(text: str) -> int:
     raise ValueError(text)
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
+def _stamp(moment: dt.datetime) -> str:
     """``Date.prototype.toJSON``: UTC with milliseconds and a ``Z``."""
-    if moment is None:
-        return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else _stamp(moment)
