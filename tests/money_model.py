@@ -9,7 +9,8 @@ the shops never see it: the test only sends what the model can judge.
 
 Charges are named per invoice: ``a`` is the charge the invoice was made for, ``b`` a
 second charge for the same invoice (Telegram charged twice), ``r1`` and ``r2`` renewals
-of a Stars subscription.
+of a Stars subscription. A scenario may also hold one card payment through a provider
+(Stripe), whose success and refund come as webhooks.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from collections import Counter
 from typing import Literal
 
 import attrs
+from hypothesis import strategies as st
 
 #: The customer's opening subscription ends this many days after the start, so that no
 #: refund can shorten it down to "now" (the model does not know the second it is handled).
 BASE_DAYS = 1000
 CURRENCY = "XTR"
+#: A duplicate charge's refundStarPayment is tried this often before it is credited.
+REFUND_TRIES = 5
 
 
 @attrs.frozen
@@ -40,6 +44,8 @@ PRODUCTS = {
 }
 #: What a balance purchase buys: the one-month plan, paid from the balance.
 PURCHASE = PRODUCTS["m1"]
+#: What the card payment buys: the one-month plan (the catalog's, in USD cents).
+CARD = Product("plan", 30, 349, 0)
 
 
 @attrs.frozen
@@ -54,7 +60,7 @@ class Invoice:
 class Step:
     """One event, delivered ``len(shops)`` times at once (each copy to the shop named)."""
 
-    op: Literal["pay", "refund", "confirm", "restart"]
+    op: Literal["pay", "refund", "confirm", "restart", "card_pay", "card_refund"]
     target: int  # which invoice (pay, refund) or balance purchase (confirm)
     charge: Literal["a", "b", "r1", "r2"]
     shops: tuple[int, ...]
@@ -67,6 +73,7 @@ class Scenario:
     purchases: int  # pending balance purchases of PURCHASE
     steps: tuple[Step, ...]
     refunds_fail: bool  # refundStarPayment fails every time it is called
+    card: bool = False  # a pending card payment (Stripe), opened before the steps
 
 
 def charge_id(invoice: int, label: str) -> str:
@@ -87,9 +94,12 @@ class Row:
     ledger: int  # the sum of the ledger entries that name this payment
 
 
+Kind = Literal["invoice", "renewal", "duplicate", "purchase", "card"]
+
+
 @attrs.define
 class _Payment:
-    kind: Literal["invoice", "renewal", "duplicate", "purchase"]
+    kind: Kind
     product: Product
     parent: str | None = None
     recurring: bool = False
@@ -112,6 +122,15 @@ class Model:
     payments: dict[str, _Payment] = attrs.Factory(dict)
     messages: Counter[str] = attrs.Factory(Counter)
     star_refunds: set[str] = attrs.Factory(set)  # charges refunded with refundStarPayment
+    card_events: set[str] = attrs.Factory(set)  # the provider's events: each stored once
+
+    @classmethod
+    def play(cls, scenario: Scenario) -> tuple[list[Step], Model]:
+        """The steps the rules cover, and the model after them and the sweeps."""
+        model = cls.start(scenario)
+        kept = [step for step in scenario.steps if model.apply(step)]
+        model.settle()
+        return kept, model
 
     @classmethod
     def start(cls, scenario: Scenario) -> Model:
@@ -121,62 +140,70 @@ class Model:
             model.payments[f"invoice-{i}"] = _Payment("invoice", product, None, invoice.recurring)
         for j in range(scenario.purchases):
             model.payments[f"purchase-{j}"] = _Payment("purchase", PURCHASE)
+        if scenario.card:
+            model.payments["card"] = _Payment("card", CARD)
         return model
 
     def apply(self, step: Step) -> bool:
         """Play one step; False if the rules do not cover it (the test leaves it out)."""
-        if step.op == "restart":
-            return True
         if step.op == "confirm":
             self._confirm(self.payments[f"purchase-{step.target}"])
-            return True
-        key = f"invoice-{step.target}"
+        elif step.op == "card_pay":  # the provider's success, however often and wherever
+            self.card_events.add(step.op)
+            if self.payments["card"].status == "pending":
+                self._complete(self.payments["card"], None)
+        elif step.op == "card_refund":  # the provider's refund: before or after, it wins
+            self.card_events.add(step.op)
+            self._refund(self.payments["card"], None)
+        elif step.op == "pay":
+            return self._stars_paid(step.target, step.charge)
+        elif step.op == "refund":
+            return self._stars_refunded(step.target, step.charge)
+        return True
+
+    def _stars_paid(self, target: int, label: str) -> bool:
+        key, charge = f"invoice-{target}", charge_id(target, label)
         invoice = self.payments[key]
-        recurring = invoice.recurring
-        charge = charge_id(step.target, step.charge)
-        if step.op == "pay":
-            if step.charge == "a":
-                if invoice.status == "pending":  # else this charge is known: nothing
-                    self._complete(invoice, charge)
-                return True
-            if step.charge == "b":
-                # A second charge, after the first was settled (for a plain invoice).
-                if invoice.status == "pending" or recurring:
-                    return False
-                if charge not in self.payments:
-                    self._duplicate(key, invoice, charge)
-                return True
-            if not recurring:
-                return False
-            if charge in self.payments:
-                return True  # this renewal is known (granted, or refunded first)
-            if invoice.status != "completed":
-                return False  # a renewal of a subscription not running: not in the rules
-            renewal = self.payments[charge] = _Payment("renewal", invoice.product, key)
-            self._complete(renewal, charge)
+        if label == "a":
+            if invoice.status == "pending":  # else this charge is known: nothing
+                self._complete(invoice, charge)
             return True
-        # A refund of the charge named.
-        if step.charge == "a":
+        if (label == "b") == invoice.recurring:
+            return False  # no second charges of a subscription, no renewals of an invoice
+        if invoice.status == "pending":
+            return False  # a second charge or a renewal before the first: not in the rules
+        if charge in self.payments:
+            return True  # known: granted, recorded as a duplicate, or refunded first
+        if label == "b":
+            self._duplicate(key, invoice, charge)
+            return True
+        if invoice.status != "completed":
+            return False  # a renewal of a subscription refunded: not in the rules
+        renewal = self.payments[charge] = _Payment("renewal", invoice.product, key)
+        self._complete(renewal, charge)
+        return True
+
+    def _stars_refunded(self, target: int, label: str) -> bool:
+        key, charge = f"invoice-{target}", charge_id(target, label)
+        invoice = self.payments[key]
+        if label == "a":
             self._refund(invoice, charge)
             return True
-        if step.charge == "b":
-            duplicate = self.payments.get(charge)
-            if duplicate is None:
-                return False  # a double charge refunded before it was reported: not in the rules
-            if duplicate.status == "duplicate":  # refunded by Telegram: told once
-                duplicate.status = "refunded"
-                self.messages["dup_refunded"] += 1
-            return True
-        if not recurring:
+        if (label == "b") == invoice.recurring:
             return False
-        renewal = self.payments.get(charge)
-        if renewal is None:
-            if invoice.status != "completed":
-                return False
-            # The refund overtook the renewal's success: that renewal ends refunded, with
-            # nothing granted; the subscription it renews is not touched.
-            renewal = self.payments[charge] = _Payment("renewal", invoice.product, key)
-        self._refund(renewal, charge)
+        known = self.payments.get(charge)
+        if known is None:
+            if invoice.charge is None:
+                return False  # the shop would take it for the invoice's own refund
+            # The refund overtook this charge's success: stored refunded, nothing granted,
+            # the invoice untouched; its success, if it comes, grants nothing.
+            kind: Kind = "duplicate" if label == "b" else "renewal"
+            known = self.payments[charge] = _Payment(kind, invoice.product, key)
+        if known.status == "duplicate":  # Telegram refunded it (or told us it did)
+            known.status = "refunded"
+            self.messages["dup_refunded"] += 1
+        else:
+            self._refund(known, charge)
         return True
 
     def settle(self) -> None:
@@ -185,7 +212,7 @@ class Model:
             if payment.status == "duplicate":
                 assert self.refunds_fail
                 payment.status = "credited"
-                payment.refund_tries = 5
+                payment.refund_tries = REFUND_TRIES
                 payment.ledger += payment.product.price
                 self.balance += payment.product.price
                 self.messages["dup_credited"] += 1
@@ -221,7 +248,7 @@ class Model:
         self.balance += payment.product.credit
         self.messages["paid"] += 1
 
-    def _refund(self, payment: _Payment, charge: str) -> None:
+    def _refund(self, payment: _Payment, charge: str | None) -> None:
         if payment.status == "refunded":
             return  # told already; nothing left to take back
         if payment.status == "completed":
@@ -252,3 +279,135 @@ class Model:
         purchase.ledger -= purchase.product.price
         self.messages["paid"] += 1
         assert self.balance >= 0
+
+
+# -- scenarios always played -----------------------------------------------------------
+
+
+def _steps(*steps: tuple[str, int, str, tuple[int, ...]]) -> tuple[Step, ...]:
+    return tuple(Step(*step) for step in steps)  # type: ignore[arg-type]
+
+
+# Whatever hypothesis draws besides (S: a package, R: a subscription, C: a card payment):
+SHORTFALL = Scenario(  # S paid; most of its credit spent; S refunded (on both shops at once)
+    150, (Invoice("p100"),), 1,
+    _steps(("pay", 0, "a", (0, 1)), ("confirm", 0, "a", (1, 0, 1)), ("refund", 0, "a", (0, 1))),
+    refunds_fail=False,
+)  # fmt: skip
+CHARGED_TWICE = Scenario(  # refundStarPayment failing: credited after 5 tries, or refunded
+    0, (Invoice("m3"), Invoice("p100"), Invoice("m1")), 0,  # by Telegram (before the success)
+    _steps(
+        ("pay", 0, "a", (0, 1, 0)), ("pay", 0, "b", (1, 1)), ("restart", 0, "a", (0, 1)),
+        ("pay", 0, "a", (1,)), ("pay", 1, "a", (0,)), ("pay", 1, "b", (1, 0)),
+        ("refund", 1, "b", (0,)), ("pay", 2, "a", (1,)), ("refund", 2, "b", (0, 1)),
+        ("pay", 2, "b", (1, 0)),
+    ),
+    refunds_fail=True,
+)  # fmt: skip
+RENEWED = Scenario(  # a refund overtakes a success, then a charge; R renewed and refunded
+    600, (Invoice("m1", recurring=True), Invoice("m1")), 1,
+    _steps(
+        ("refund", 1, "a", (1,)), ("pay", 0, "a", (0, 1)), ("pay", 1, "a", (0, 1)),
+        ("pay", 0, "r1", (1, 0)), ("restart", 0, "a", (1,)), ("refund", 0, "r1", (0,)),
+        ("confirm", 0, "a", (0, 1, 1)), ("pay", 0, "r2", (1,)), ("refund", 0, "a", (1, 0)),
+        ("pay", 1, "b", (0,)),
+    ),
+    refunds_fail=False,
+)  # fmt: skip
+BY_CARD = Scenario(  # C paid (a webhook delivered 3 times), refunded, paid again (late)
+    0, (Invoice("m1"),), 0,
+    _steps(
+        ("card_pay", 0, "a", (0, 1, 1)), ("pay", 0, "a", (1,)), ("restart", 0, "a", (0,)),
+        ("card_refund", 0, "a", (1, 0)), ("card_pay", 0, "a", (0,)),
+    ),
+    refunds_fail=False, card=True,
+)  # fmt: skip
+CARD_REFUNDED_FIRST = Scenario(  # C's refund overtakes its success
+    0, (Invoice("m1"),), 0,
+    _steps(("card_refund", 0, "a", (1,)), ("card_pay", 0, "a", (0, 1))),
+    refunds_fail=False, card=True,
+)  # fmt: skip
+RENEWAL_REFUNDED_FIRST = Scenario(  # the refund of a renewal overtakes the renewal
+    0, (Invoice("m1", recurring=True),), 0,
+    _steps(("pay", 0, "a", (0,)), ("refund", 0, "r1", (1,)), ("pay", 0, "r1", (0,))),
+    refunds_fail=False,
+)  # fmt: skip
+
+
+# -- drawing scenarios -------------------------------------------------------------------
+
+
+def _chance(percent: int) -> st.SearchStrategy[bool]:
+    """True this often; shrinks towards False (towards the event not happening)."""
+    return st.integers(0, 99).map(lambda n: n >= 100 - percent)
+
+
+@st.composite
+def _events(draw: st.DrawFn, kind: Literal["stars", "subscription", "card"]) -> list[Step]:
+    """What happens to one payment, in order (``target`` and ``shops`` are filled later)."""
+    pay, refund = ("card_pay", "card_refund") if kind == "card" else ("pay", "refund")
+    events = []
+    if draw(_chance(20)):
+        events.append((refund, "a"))  # the refund overtakes the success
+    if draw(_chance(90)):
+        events.append((pay, "a"))
+    if kind == "subscription":
+        for label in ("r1", "r2")[: draw(st.integers(0, 2))]:
+            when = draw(st.sampled_from(["never", "after", "before"]))
+            events += [(refund, label)] if when == "before" else []
+            events.append((pay, label))
+            events += [(refund, label)] if when == "after" else []
+    elif kind == "stars" and draw(_chance(40)):  # Telegram charged twice; refunded, maybe
+        when = draw(st.sampled_from(["never", "after", "before"]))
+        events += [(refund, "b")] if when == "before" else []
+        events.append((pay, "b"))
+        events += [(refund, "b")] if when == "after" else []
+    if draw(_chance(35)):
+        events.append((refund, "a"))
+    if draw(_chance(30)):
+        events.append((pay, "a"))  # a late redelivery
+    return [Step(op, 0, label, ()) for op, label in events]  # type: ignore[arg-type]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    """Per payment, a life in order; the lives, presses and restarts interleaved."""
+    invoices = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    Invoice("m1"),
+                    Invoice("m3"),
+                    Invoice("p100"),
+                    Invoice("p100"),
+                    Invoice("m1", True),
+                ]
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    queues = [
+        [attrs.evolve(step, target=i) for step in draw(_events("subscription"))]
+        if invoice.recurring
+        else [attrs.evolve(step, target=i) for step in draw(_events("stars"))]
+        for i, invoice in enumerate(invoices)
+    ]
+    purchases = draw(st.integers(0, 2))
+    queues += [[Step("confirm", j, "a", ())] * draw(st.integers(1, 2)) for j in range(purchases)]
+    card = draw(_chance(40))
+    queues.append(draw(_events("card")) if card else [])
+    queues.append([Step("restart", 0, "a", ())] * draw(st.integers(0, 2)))
+    steps = []
+    while live := [queue for queue in queues if queue]:
+        step = live[draw(st.integers(0, len(live) - 1))].pop(0)
+        copies = draw(st.lists(st.integers(0, 1), min_size=1, max_size=3))
+        steps.append(attrs.evolve(step, shops=tuple(copies)))
+    return Scenario(
+        opening_balance=draw(st.sampled_from([0, 150, 400, 600])),
+        invoices=tuple(invoices),
+        purchases=purchases,
+        steps=tuple(steps),
+        refunds_fail=draw(st.booleans()),
+        card=card,
+    )
