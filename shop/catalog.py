@@ -89,12 +89,13 @@ class Catalog:
     def plan(self, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
 
-    def limits(self, plan_id: str | None) -> Limits:
-        """The limits of a subscription's plan ("trial" for the trial)."""
+    def limits(self, plan_id: str | None) -> Limits | None:
+        """The limits of a subscription's plan ("trial" for the trial); None when the plan
+        is not in the catalog (removed since, or imported): what the panel has then stays."""
         if plan_id == "trial":
             return self.trial_limits
         plan = self.plan(plan_id) if plan_id else None
-        return plan.limits if plan is not None else Limits()
+        return plan.limits if plan is not None else None
 
     def package(self, package_id: str) -> Package | None:
         return next((p for p in self.packages if p.id == package_id), None)

@@ -307,8 +307,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
     Var(
         "FULFILMENT",
-        "what a subscription grants: none (a record) or remnawave (a VPN panel account)",
-        choice("none", "remnawave"),
+        "what a subscription grants: none (a record), remnawave or hiddify (a VPN panel account)",
+        choice("none", "remnawave", "hiddify"),
         default="none",
     ),
     Var("REMNAWAVE_URL", "Remnawave panel base URL (with FULFILMENT=remnawave)", url),
@@ -324,6 +324,17 @@ VARIABLES: tuple[Var, ...] = (
         "the panel's WEBHOOK_SECRET_HEADER: checks POST /webhooks/remnawave",
         text,
         secret=True,
+    ),
+    Var(
+        "HIDDIFY_URL",
+        "Hiddify panel URL including the admin proxy path (with FULFILMENT=hiddify)",
+        url,
+    ),
+    Var("HIDDIFY_API_KEY", "Hiddify admin API key (the admin's UUID)", text, secret=True),
+    Var(
+        "HIDDIFY_CLIENT_URL",
+        "Hiddify URL including the client proxy path: subscription links are shown under it",
+        url,
     ),
     Var(
         "TRAFFIC_ON_RENEWAL",
@@ -399,6 +410,9 @@ class Config:
     remnawave_token: str | None
     remnawave_caddy_token: str | None
     remnawave_webhook_secret: str | None
+    hiddify_url: str | None
+    hiddify_api_key: str | None
+    hiddify_client_url: str | None
     traffic_on_renewal: str
     schedule_expiry: str
     schedule_reminders: str
@@ -465,10 +479,13 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
             "PUBLIC_URL is required when a payment provider is enabled:"
             " the shop's external https:// base URL, for return and webhook links"
         )
-    if values.get("fulfilment") == "remnawave":
-        for name in ("REMNAWAVE_URL", "REMNAWAVE_TOKEN"):
-            if not values.get(name.lower()):
-                problems.append(f"{name} is required with FULFILMENT=remnawave")
+    needed = {
+        "remnawave": ("REMNAWAVE_URL", "REMNAWAVE_TOKEN"),
+        "hiddify": ("HIDDIFY_URL", "HIDDIFY_API_KEY"),
+    }
+    for name in needed.get(values.get("fulfilment") or "", ()):
+        if not values.get(name.lower()):
+            problems.append(f"{name} is required with FULFILMENT={values['fulfilment']}")
     rate, paid = values.get("telegram_global_rate"), values.get("telegram_paid_broadcast")
     if rate is not None and paid is False and rate > 30:
         problems.append(

@@ -120,7 +120,7 @@ async def serve_shop(
         open_store(url, on_busy=on_busy, patience=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
         open_gateways(config, wall, rng) as gateways,
-        _fulfilment(config, fulfilment) as backend,
+        _fulfilment(config, fulfilment, store, wall) as backend,
         contextlib.AsyncExitStack() as stack,  # the instance lock, taken once the schema is in
     ):
         await apply_schema_patiently(store, STARTUP_DB_PATIENCE)
@@ -207,12 +207,14 @@ async def serve_shop(
 
 
 @asynccontextmanager
-async def _fulfilment(config: Config, given: Fulfilment | None) -> AsyncIterator[Fulfilment]:
+async def _fulfilment(
+    config: Config, given: Fulfilment | None, store: Store, clock: WallClock
+) -> AsyncIterator[Fulfilment]:
     """The backend a test hands in, or the one ``FULFILMENT`` names."""
     if given is not None:
         yield given
     else:
-        async with open_fulfilment(config, load_texts()) as backend:
+        async with open_fulfilment(config, store, clock, load_texts()) as backend:
             yield backend
 
 
@@ -273,7 +275,7 @@ async def _panel_sync(config: Config, catalog: Catalog, dry_run: bool) -> None:
     async with (
         open_database(config) as url,
         open_store(url) as store,
-        open_fulfilment(config) as backend,
+        open_fulfilment(config, store, SystemClock()) as backend,
     ):
         await apply_schema_patiently(store, patience=10.0)
         if backend.name == "none":

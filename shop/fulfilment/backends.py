@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from ..clock import WallClock
 from ..config import Config
 from ..errors import FulfilmentFailed
+from ..store import Store
 from ..telegram.texts import Texts
 from .base import Fulfilment
+from .hiddify import Hiddify
 from .none import NoFulfilment
 from .remnawave import Remnawave
 
@@ -19,26 +22,46 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def open_fulfilment(config: Config, texts: Texts | None = None) -> AsyncIterator[Fulfilment]:
+async def open_fulfilment(
+    config: Config, store: Store, clock: WallClock, texts: Texts | None = None
+) -> AsyncIterator[Fulfilment]:
     """The configured backend. A panel that does not answer at start is waited for by the
     fulfilment queue; one that answers with an unsupported version stops the start."""
-    if config.fulfilment != "remnawave":
+    if config.fulfilment == "none":
         yield NoFulfilment()
         return
-    assert config.remnawave_url is not None
-    assert config.remnawave_token is not None
     timeout = httpx.Timeout(15.0, connect=5.0)
     async with httpx.AsyncClient(timeout=timeout) as http:
-        panel = Remnawave(
-            http,
-            url=config.remnawave_url,
-            token=config.remnawave_token,
-            caddy_token=config.remnawave_caddy_token,
-            traffic_on_renewal=config.traffic_on_renewal,
-            texts=texts,
-        )
+        panel = _panel(config, http, store, clock, texts)
         try:
-            log.info("fulfilment: Remnawave %s", await panel.check())
+            log.info("fulfilment: %s %s", panel.name, await panel.check())
         except FulfilmentFailed as exc:
             log.warning("fulfilment: %s at start; access waits in the queue", exc)
         yield panel
+
+
+def _panel(
+    config: Config, http: httpx.AsyncClient, store: Store, clock: WallClock, texts: Texts | None
+) -> Remnawave | Hiddify:
+    if config.fulfilment == "hiddify":
+        assert config.hiddify_url is not None
+        assert config.hiddify_api_key is not None
+        return Hiddify(
+            http,
+            url=config.hiddify_url,
+            api_key=config.hiddify_api_key,
+            store=store,
+            clock=clock,
+            traffic_on_renewal=config.traffic_on_renewal,
+            client_url=config.hiddify_client_url,
+        )
+    assert config.remnawave_url is not None
+    assert config.remnawave_token is not None
+    return Remnawave(
+        http,
+        url=config.remnawave_url,
+        token=config.remnawave_token,
+        caddy_token=config.remnawave_caddy_token,
+        traffic_on_renewal=config.traffic_on_renewal,
+        texts=texts,
+    )

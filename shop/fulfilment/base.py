@@ -27,7 +27,7 @@ class Access:
     active: bool
     expires_at: dt.datetime | None
     lifetime: bool
-    limits: Limits
+    limits: Limits | None  # None: the plan is unknown, leave the panel's limits alone
     #: how many grants (purchases, renewals, the trial) the subscription has had: each
     #: adds the plan's traffic once (``TRAFFIC_ON_RENEWAL=carry``)
     grants: int

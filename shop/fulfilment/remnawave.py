@@ -164,18 +164,22 @@ class Remnawave:
         return _user(_response(body))
 
     async def _create(self, access: Access) -> PanelUser:
-        plan_bytes = (access.limits.traffic_gb or 0) * GB
-        body = {
+        body: dict[str, Any] = {
             "username": username(access.telegram_id),
             "expireAt": _iso(_expiry(access)),
             "status": "ACTIVE",
             "telegramId": access.telegram_id,
-            "trafficLimitBytes": plan_bytes * (access.grants if self._carry else 1),
             "trafficLimitStrategy": "NO_RESET",
-            "hwidDeviceLimit": access.limits.devices or 0,
-            "activeInternalSquads": list(access.limits.squads),
             "description": f"shop:grants={access.grants}",
         }
+        limits = access.limits
+        if limits is not None:  # otherwise the panel's defaults
+            plan_bytes = (limits.traffic_gb or 0) * GB
+            body |= {
+                "trafficLimitBytes": plan_bytes * (access.grants if self._carry else 1),
+                "hwidDeviceLimit": limits.devices or 0,
+                "activeInternalSquads": list(limits.squads),
+            }
         status, answer = await self._request("POST", "/api/users", body)
         if status == 201:
             return _user(_response(answer))
@@ -239,27 +243,32 @@ class Remnawave:
             changes["expireAt"] = _iso(expiry)
         if user.status != "ACTIVE":
             changes["status"] = "ACTIVE"
+        limits = access.limits
+        if limits is None:
+            return changes, None  # a plan the catalog no longer has: its limits stay
         if access.grants > user.grants:
-            traffic, action = self._traffic(user, access)
+            traffic, action = self._traffic(user, limits.traffic_gb, access.grants)
             changes |= traffic
-        devices = access.limits.devices or 0
+        devices = limits.devices or 0
         if user.devices != devices:
             changes["hwidDeviceLimit"] = devices
-        if sorted(user.squads) != sorted(access.limits.squads):
-            changes["activeInternalSquads"] = list(access.limits.squads)
+        if sorted(user.squads) != sorted(limits.squads):
+            changes["activeInternalSquads"] = list(limits.squads)
         return changes, action
 
-    def _traffic(self, user: PanelUser, access: Access) -> tuple[dict[str, Any], str | None]:
+    def _traffic(
+        self, user: PanelUser, traffic_gb: int | None, grants: int
+    ) -> tuple[dict[str, Any], str | None]:
         """The traffic fields for grants not counted yet (see the module docstring)."""
-        plan_bytes = (access.limits.traffic_gb or 0) * GB
-        record = {"description": f"shop:grants={access.grants}"}
+        plan_bytes = (traffic_gb or 0) * GB
+        record = {"description": f"shop:grants={grants}"}
         if not plan_bytes:
             return record | {"trafficLimitBytes": 0}, None  # unlimited
         if not self._carry:  # used traffic starts again: reset first, then the limit
             return record | {"trafficLimitBytes": plan_bytes}, "reset-traffic"
         if user.traffic_limit == 0:  # was unlimited: start counting from here
             return record | {"trafficLimitBytes": user.used_traffic + plan_bytes}, None
-        added = (access.grants - user.grants) * plan_bytes
+        added = (grants - user.grants) * plan_bytes
         return record | {"trafficLimitBytes": user.traffic_limit + added}, None
 
     async def _action(self, user: PanelUser, action: str, ok_codes: tuple[str, ...] = ()) -> None:
