@@ -1,5 +1,5 @@
 """The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema,
-``shop panel sync [--dry-run]`` repairs the panel.
+``shop panel sync [--dry-run]`` repairs the panel, ``shop panel import`` adopts its users.
 
 ``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
 order (database, store, actors, then intake: the HTTP server and the Telegram poller)
@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from .actors.courier import Courier
-from .actors.fulfilment import run_fulfilment, sync_everyone
+from .actors.fulfilment import import_accounts, run_fulfilment, sync_everyone
 from .actors.jobs import default_jobs, run_notice_deliverer
 from .actors.notices import render as render_notice
 from .actors.payment import payment_kind
@@ -41,6 +41,7 @@ from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
 from .fulfilment import Fulfilment
 from .fulfilment.backends import open_fulfilment
+from .fulfilment.remnawave import Remnawave
 from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
@@ -288,6 +289,20 @@ async def _panel_sync(config: Config, catalog: Catalog, dry_run: bool) -> None:
         print(f"{differed} accounts {verb}")
 
 
+async def _panel_import(config: Config) -> None:
+    """``shop panel import``: one line per account on the panel."""
+    async with (
+        open_database(config) as url,
+        open_store(url) as store,
+        open_fulfilment(config, store, SystemClock()) as backend,
+    ):
+        await apply_schema_patiently(store, patience=10.0)
+        if not isinstance(backend, Remnawave):
+            raise StartupFailed("shop panel import: available with FULFILMENT=remnawave", code=2)
+        adopted = await import_accounts(store, backend, SystemClock(), report=print)
+        print(f"{adopted} accounts adopted")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sync", help="compare every subscription with the panel and repair what differs"
     )
     sync.add_argument("--dry-run", action="store_true", help="only print what differs")
+    panel_commands.add_parser(
+        "import", help="adopt the panel's accounts that carry a telegramId as customers"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -311,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             trio.run(_run, config, catalog)
+        elif args.command == "panel" and args.panel_command == "import":
+            trio.run(_panel_import, config)
         elif args.command == "panel":
             trio.run(_panel_sync, config, catalog, args.dry_run)
         else:

@@ -29,6 +29,7 @@ from ..catalog import Catalog
 from ..clock import WallClock
 from ..errors import FulfilmentFailed, StoreUnavailable
 from ..fulfilment import Access, Fulfilment
+from ..fulfilment.remnawave import Remnawave
 from ..store import Store
 from ..store import fulfilment as queue
 from ..store.fulfilment import Wanted
@@ -136,3 +137,30 @@ async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> Non
     else:
         log.warning("access of %s not applied yet: %s", wanted.telegram_id, error)
     await app.store.run(queue.failed, wanted, error, app.clock.now(), alert)
+
+
+async def import_accounts(
+    store: Store, panel: Remnawave, clock: WallClock, *, report: Callable[[str], None]
+) -> int:
+    """Adopt the panel's accounts that carry a ``telegramId`` as customers with their
+    expiry (``shop panel import``), so a shop moving from another bot loses no one;
+    returns how many were adopted. Customers the shop already has are left as they are."""
+    adopted = 0
+    async for user in panel.everyone():
+        if user.telegram_id is None:
+            report(f"{user.username}: no telegramId, skipped")
+            continue
+        now = clock.now()
+        active = user.status in ("ACTIVE", "LIMITED") and (
+            user.expire_at is not None and user.expire_at > now
+        )
+        if await store.run(
+            queue.adopt, user.telegram_id, panel.name, user.username, user.expire_at, active, now
+        ):
+            adopted += 1
+            until = user.expire_at.isoformat() if user.expire_at else "?"
+            state = "active" if active else "ended"
+            report(f"{user.telegram_id}: adopted {user.username} ({state}, until {until})")
+        else:
+            report(f"{user.telegram_id}: already a customer, left as is")
+    return adopted

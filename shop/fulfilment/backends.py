@@ -64,4 +64,5 @@ def _panel(
         caddy_token=config.remnawave_caddy_token,
         traffic_on_renewal=config.traffic_on_renewal,
         texts=texts,
+        store=store,
     )

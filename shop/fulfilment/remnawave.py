@@ -6,7 +6,8 @@ Facts from the panel's sources (EXTERNAL-APIS.md §C.1, §C.1d):
   ``X-Forwarded-Proto: https`` (without them the panel drops the connection unanswered);
   behind Caddy's auth also ``X-Api-Key``.
 - ``GET /api/system/metadata`` says the version (from 2.5.0; older panels answer 404).
-- A customer's account is the username ``tg_<telegram_id>``, found with
+- A customer's account is the username ``tg_<telegram_id>`` (or, for an account adopted
+  from another bot by ``shop panel import``, the name stored in ``panel_accounts``), found with
   ``GET /api/users/by-username/{u}`` (404 ``A063`` when absent) on both majors, and
   changed with ``PATCH /api/users {username, ...}`` (by username since 2.2.0). Actions
   that need a path key (``reset-traffic``) take ``uuid`` on 2.x and ``id`` on 3.x.
@@ -29,6 +30,7 @@ import datetime as dt
 import html
 import logging
 import re
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -36,6 +38,7 @@ import attrs
 import httpx
 
 from ..errors import FulfilmentFailed, StartupFailed
+from ..store import Store, panel_accounts
 from ..telegram.texts import Texts
 from .base import Access
 
@@ -82,9 +85,11 @@ class Remnawave:
         caddy_token: str | None = None,
         traffic_on_renewal: str = "carry",
         texts: Texts | None = None,
+        store: Store | None = None,
     ) -> None:
         self._http = http
         self._texts = texts
+        self._store = store  # names of accounts adopted from another bot
         self._base = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", **_FORWARDED}
         if caddy_token:
@@ -155,8 +160,28 @@ class Remnawave:
 
     # -- users -------------------------------------------------------------------------
 
+    async def everyone(self) -> AsyncIterator[PanelUser]:
+        """Every account on the panel (``GET /api/users/stream``, keyset pages by id; in
+        2.8 and 3.x), for ``shop panel import``."""
+        cursor: str | None = None
+        while True:
+            query = "?size=500" + (f"&cursor={cursor}" if cursor else "")
+            status, body = await self._request("GET", f"/api/users/stream{query}")
+            if status != 200:
+                raise FulfilmentFailed(self.name, f"listing answered {status} {_code(body)}")
+            page = _response(body)
+            for data in page.get("users") or []:
+                yield _user(data)
+            cursor = page.get("nextCursor")
+            if not page.get("hasMore") or not cursor:
+                return
+
     async def find(self, telegram_id: int) -> PanelUser | None:
-        status, body = await self._request("GET", f"/api/users/by-username/{username(telegram_id)}")
+        name = username(telegram_id)
+        if self._store is not None:  # an account adopted by ``shop panel import``
+            stored: str | None = await self._store.run(panel_accounts.find, telegram_id, self.name)
+            name = stored or name
+        status, body = await self._request("GET", f"/api/users/by-username/{name}")
         if status == 404:
             return None
         if status != 200:
@@ -239,7 +264,7 @@ class Remnawave:
         changes: dict[str, Any] = {}
         action = None
         expiry = _expiry(access)
-        if user.expire_at != expiry:
+        if user.expire_at is None or user.expire_at.replace(microsecond=0) != expiry:
             changes["expireAt"] = _iso(expiry)
         if user.status != "ACTIVE":
             changes["status"] = "ACTIVE"

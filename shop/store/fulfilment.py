@@ -143,3 +143,40 @@ def everyone(conn: Connection, now: dt.datetime, after: int, limit: int) -> list
             {"now": now, "after": after, "limit": limit},
         )
         return cur.fetchall()
+
+
+def adopt(
+    conn: Connection,
+    telegram_id: int,
+    backend: str,
+    account: str,
+    expires_at: dt.datetime | None,
+    active: bool,
+    now: dt.datetime,
+) -> bool:
+    """Make a panel account another bot created a customer of ours (``shop panel import``).
+
+    The customer gets a subscription ending when the account does, with no plan (so the
+    account's limits stay as they are) and no grant counted (so no traffic is added), and
+    the account's name is remembered so the shop finds it. False, and nothing changed,
+    for a customer who already has a subscription here.
+    """
+    conn.execute(
+        "INSERT INTO customers (telegram_id, first_seen, last_seen, trial_used)"
+        " VALUES (%s, %s, %s, TRUE) ON CONFLICT (telegram_id) DO NOTHING",
+        (telegram_id, now, now),
+    )
+    created = conn.execute(
+        "INSERT INTO subscriptions (telegram_id, status, expires_at, plan_id, started_at,"
+        " updated_at, period) VALUES (%s, %s, %s, NULL, %s, %s, 0)"
+        " ON CONFLICT (telegram_id) DO NOTHING RETURNING 1",
+        (telegram_id, "active" if active else "expired", expires_at, now, now),
+    ).fetchone()
+    if created is None:
+        return False
+    conn.execute(
+        "INSERT INTO panel_accounts (telegram_id, backend, account_id, created_at)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (telegram_id, backend) DO NOTHING",
+        (telegram_id, backend, account, now),
+    )
+    return True

@@ -57,3 +57,39 @@ async def test_panel_sync_reports_then_repairs(clean_database: str, nursery: tri
         code, output = await run_shop("panel", "sync", "--dry-run", environ=environ)
         assert "0 accounts differ" in output
     assert TOKEN not in output
+
+
+async def test_panel_import_adopts_and_says_so(clean_database: str, nursery: trio.Nursery) -> None:
+    import httpx
+
+    panel = FakeRemnawave(version="2.8.1")
+    await nursery.start(panel.serve)
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "X-Forwarded-For": "10.0.0.1",
+        "X-Forwarded-Proto": "https",
+    }
+    async with httpx.AsyncClient() as http:
+        made = await http.post(
+            f"{panel.base_url}/api/users",
+            json={"username": "rs_1001", "expireAt": "2030-01-01T00:00:00.000Z", "telegramId": ANN},
+            headers=headers,
+        )
+        assert made.status_code == 201
+    environ = {"DATABASE_URL": clean_database}
+    with trio.fail_after(60):
+        code, output = await run_shop("panel", "import", environ=environ)
+        assert code == 2
+        assert "available with FULFILMENT=remnawave" in output
+        assert "Traceback" not in output
+        environ |= {
+            "FULFILMENT": "remnawave",
+            "REMNAWAVE_URL": panel.base_url,
+            "REMNAWAVE_TOKEN": TOKEN,
+        }
+        code, output = await run_shop("panel", "import", environ=environ)
+        assert code == 0, output
+        assert "1001: adopted rs_1001 (active, until 2030-01-01" in output
+        assert "1 accounts adopted" in output
+    with psycopg.connect(clean_database) as conn:
+        assert conn.execute("SELECT account_id FROM panel_accounts").fetchall() == [("rs_1001",)]

@@ -344,3 +344,57 @@ async def test_my_subscription_shows_the_access_and_resets_the_link(
         assert ann.answers()[-1] == "Your link was reset"
         await ann.press("relink:no")  # a forged argument changes nothing
         assert panel.users["tg_1001"]["subscriptionUrl"] == new_link
+
+
+async def test_import_adopts_another_bots_accounts_without_duplicates(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    from shop.actors.fulfilment import import_accounts
+
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "X-Forwarded-For": "10.0.0.1",
+        "X-Forwarded-Proto": "https",
+    }
+    later = (START + 40 * DAY).isoformat().replace("+00:00", "Z")
+    async with shop_with_panel() as shop, httpx.AsyncClient() as http:
+        for body in (  # what another bot left on the panel
+            {"username": "user_1001", "expireAt": later, "telegramId": ANN,
+             "trafficLimitBytes": 80 * GB, "hwidDeviceLimit": 5},
+            {"username": "user_2002", "expireAt": "2026-10-01T00:00:00.000Z", "telegramId": 2002},
+            {"username": "nobody", "expireAt": later},
+        ):  # fmt: skip
+            made = await http.post(f"{panel.base_url}/api/users", json=body, headers=headers)
+            assert made.status_code == 201, made.text
+        lines: list[str] = []
+        app = shop.app
+        adopted = await import_accounts(app.store, app.fulfilment, app.clock, report=lines.append)
+        assert adopted == 2
+        assert "nobody: no telegramId, skipped" in lines
+        assert shop.query(
+            "SELECT telegram_id, status, expires_at FROM subscriptions ORDER BY telegram_id"
+        ) == [
+            (ANN, "active", START + 40 * DAY),
+            (2002, "expired", dt.datetime(2026, 10, 1, tzinfo=dt.UTC)),
+        ]
+        again: list[str] = []
+        assert await import_accounts(app.store, app.fulfilment, app.clock, report=again.append) == 0
+        await trio.sleep(60)  # the queue looks at the adopted customers: nothing to change
+        assert panel.created == 3
+        adopted_user = panel.users["user_1001"]
+        assert adopted_user["trafficLimitBytes"] == 80 * GB  # its limits are left alone
+        assert adopted_user["hwidDeviceLimit"] == 5
+        # Ann renews here: the same account, extended, with the plan's limits from now on.
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        assert panel.created == 3
+        assert "tg_1001" not in panel.users
+        assert panel_expiry_of(panel, "user_1001") == expiry(shop).replace(microsecond=0)
+        assert expiry(shop) == START + 70 * DAY
+        assert panel.users["user_1001"]["trafficLimitBytes"] == 80 * GB + 50 * GB
+
+
+def panel_expiry_of(panel: FakeRemnawave, name: str) -> dt.datetime:
+    text = panel.users[name]["expireAt"]
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
