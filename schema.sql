@@ -273,3 +273,25 @@ CREATE TABLE IF NOT EXISTS panel_accounts (
     PRIMARY KEY (telegram_id, backend)
 );
 
+-- The private channel (FULFILMENT=channel): what the shop did about each customer's place in
+-- it. Telegram is the record of who is a member; this keeps the personal invite link (stored
+-- before the message that carries it, marked sent once Telegram accepted it) and the grace
+-- period of a member whose access ended (warned, to be removed at remove_at; removing: banned,
+-- the unban not done yet).
+CREATE TABLE IF NOT EXISTS channel_members (
+    channel_id      BIGINT NOT NULL,
+    telegram_id     BIGINT NOT NULL REFERENCES customers (telegram_id),
+    invite_link     TEXT,
+    link_expires_at TIMESTAMPTZ,
+    link_sent_at    TIMESTAMPTZ,
+    inactive_since  TIMESTAMPTZ,
+    warned_at       TIMESTAMPTZ,
+    remove_at       TIMESTAMPTZ,
+    removing        BOOLEAN NOT NULL DEFAULT FALSE,
+    removed_at      TIMESTAMPTZ,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (channel_id, telegram_id)
+);
+CREATE INDEX IF NOT EXISTS channel_removals_due ON channel_members (remove_at)
+    WHERE remove_at IS NOT NULL;
+

@@ -121,6 +121,13 @@ def networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
     return tuple(nets)
 
 
+def channel_id(raw: str) -> int:
+    value = raw.strip()
+    if not re.fullmatch(r"-100\d{1,16}", value):
+        raise ValueError("expected a channel id such as -1001234567890")
+    return int(value)
+
+
 def cron(raw: str) -> str:
     value = raw.strip()
     if not croniter.is_valid(value) or len(value.split()) != 5:
@@ -307,8 +314,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
     Var(
         "FULFILMENT",
-        "what a subscription grants: none (a record), remnawave or hiddify (a VPN panel account)",
-        choice("none", "remnawave", "hiddify"),
+        "what a subscription grants: none (a record), remnawave or hiddify (a VPN panel"
+        " account), channel (a place in a private Telegram channel)",
+        choice("none", "remnawave", "hiddify", "channel"),
         default="none",
     ),
     Var("REMNAWAVE_URL", "Remnawave panel base URL (with FULFILMENT=remnawave)", url),
@@ -335,6 +343,18 @@ VARIABLES: tuple[Var, ...] = (
         "HIDDIFY_CLIENT_URL",
         "Hiddify URL including the client proxy path: subscription links are shown under it",
         url,
+    ),
+    Var(
+        "CHANNEL_ID",
+        "the private channel's id, -100... (with FULFILMENT=channel); the bot must be an"
+        " administrator there, allowed to invite users and to ban users",
+        channel_id,
+    ),
+    Var(
+        "CHANNEL_GRACE_HOURS",
+        "hours a member whose subscription ended stays in the channel (warned first)",
+        integer(0, 8760),
+        default="24",
     ),
     Var(
         "TRAFFIC_ON_RENEWAL",
@@ -413,6 +433,8 @@ class Config:
     hiddify_url: str | None
     hiddify_api_key: str | None
     hiddify_client_url: str | None
+    channel_id: int | None
+    channel_grace_hours: int
     traffic_on_renewal: str
     schedule_expiry: str
     schedule_reminders: str
@@ -482,6 +504,7 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
     needed = {
         "remnawave": ("REMNAWAVE_URL", "REMNAWAVE_TOKEN"),
         "hiddify": ("HIDDIFY_URL", "HIDDIFY_API_KEY"),
+        "channel": ("CHANNEL_ID",),
     }
     for name in needed.get(values.get("fulfilment") or "", ()):
         if not values.get(name.lower()):

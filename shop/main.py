@@ -41,6 +41,7 @@ from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
 from .fulfilment import Fulfilment
 from .fulfilment.backends import open_fulfilment
+from .fulfilment.channel import ChannelAccess
 from .fulfilment.remnawave import Remnawave
 from .http.serve import serve_http
 from .logs import setup_logging
@@ -163,6 +164,8 @@ async def serve_shop(
                         instance=instance,
                     )
                     courier.render = partial(render_notice, app)
+                    if isinstance(backend, ChannelAccess):
+                        backend.attach(outbox)  # it tells customers through the outbox
                     actors.register(user_kind(app))
                     actors.register(payment_kind(app))
 

@@ -216,7 +216,7 @@ def subscription_screen(
         toggle = ("btn.autorenew_on", "auto:0") if auto_renew else ("btn.autorenew_off", "auto:1")
         rows.append([button(t(lang, toggle[0]), toggle[1])])
     if can_relink:
-        rows.append([button(t(lang, "btn.relink"), "relink")])
+        rows.append([button(t(lang, "btn.qr"), "qr"), button(t(lang, "btn.relink"), "relink")])
     return Screen("sub", text, keyboard(*rows, back(t, lang)))
 
 

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
-from ..errors import AskTimeout, FulfilmentFailed, NotFound, TelegramError
+from ..errors import AskTimeout, NotFound, TelegramError
 from ..money import STARS
-from ..store import checkouts, customers, fulfilment, ledger, payments, subscriptions
+from ..store import checkouts, ledger, payments
 from ..store.payments import NewPayment, PaymentRow
-from ..telegram.formatting import money, when
+from ..telegram.formatting import money
 from ..telegram.keyboards import keyboard, link
 from ..telegram.outbox import Lane
 from ..telegram.types import CallbackQuery, Message, PreCheckoutQuery
@@ -247,81 +247,6 @@ async def confirm_balance(
 
 
 # -- what the customer has ---------------------------------------------------------------
-
-
-async def show_subscription(actor: UserActor, target: Message | None) -> None:
-    app = actor.app
-    subscription, auto_renew = await app.store.run(subscriptions.load_with_auto_renew, actor.id)
-    access = None
-    if subscription is not None and subscription.active(app.clock.now()):
-        if await app.store.run(fulfilment.pending, actor.id) and app.fulfilment.name != "none":
-            access = actor.t("access.pending")  # paid and recorded; the panel catches up
-        else:
-            try:
-                access = await app.fulfilment.access_text(actor.id, actor.lang)
-            except FulfilmentFailed as exc:  # the panel is down: the screen still shows
-                log.warning("access of %s not shown: %s", actor.id, exc)
-                access = actor.t("access.pending")
-    plan = app.catalog.plan(subscription.plan_id) if subscription and subscription.plan_id else None
-    screen = screens.subscription_screen(
-        app.texts,
-        actor.lang,
-        subscription,
-        app.clock.now(),
-        app.config.timezone,
-        access,
-        plan.title(actor.lang) if plan else None,
-        auto_renew,
-        can_relink=access is not None and hasattr(app.fulfilment, "reset_link"),
-    )
-    await actor.show(target, screen)
-
-
-async def reset_link(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    """``relink`` asks to be sure; ``relink:yes`` gets a new subscription link."""
-    reset = getattr(actor.app.fulfilment, "reset_link", None)
-    if reset is None or args not in ([], ["yes"]):
-        raise NotFound(":".join(args))
-    if not args:
-        await actor.show(target, screens.relink_screen(actor.app.texts, actor.lang))
-        return False
-    try:
-        done = await reset(actor.id)
-    except FulfilmentFailed as exc:
-        log.warning("link of %s not reset: %s", actor.id, exc)
-        done = False
-    await actor.answer(query, actor.t("relink.done" if done else "relink.failed"))
-    await show_subscription(actor, target)
-    return True
-
-
-async def switch_auto_renew(
-    actor: UserActor, query: CallbackQuery, target: Message | None, value: str
-) -> None:
-    """``auto:1`` / ``auto:0`` on My subscription."""
-    if value not in ("0", "1"):
-        raise NotFound(value)
-    await actor.app.store.run(customers.set_auto_renew, actor.id, value == "1")
-    await actor.answer(query, actor.t("autorenew.on" if value == "1" else "autorenew.off"))
-    await show_subscription(actor, target)
-
-
-async def take_trial(actor: UserActor, query: CallbackQuery, target: Message | None) -> None:
-    app, days = actor.app, actor.app.catalog.trial_days
-    granted = None
-    if days:
-        granted = await app.store.run(subscriptions.take_trial, actor.id, days, app.clock.now())
-    actor.trial_open = False
-    if granted is None or granted.expires_at is None:
-        await actor.answer(query, actor.t("trial.unavailable"))
-        await actor.show(target, actor.menu())
-        return
-    await actor.answer(query)
-    date = when(granted.expires_at, app.config.timezone, actor.lang)
-    await actor.send_text(actor.t("trial.granted", date=date))
-    app.fulfilment_due.poke()  # the trial's queue row was written with it
 
 
 async def show_balance(actor: UserActor, target: Message | None) -> None:

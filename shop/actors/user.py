@@ -34,7 +34,7 @@ from ..store.customers import CustomerRow
 from ..telegram.outbox import Lane
 from ..telegram.texts import LANGUAGES, pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
-from . import screens, shopping
+from . import channel, screens, shopping, subscription
 from .runtime import Kind
 from .screens import Screen
 
@@ -99,6 +99,9 @@ class UserActor:
             self.trial_open = self.customer.trial_open
         if update.my_chat_member is not None:
             await self._on_membership(update.my_chat_member)
+            return
+        if update.chat_join_request is not None:  # never rate-limited: it waits at the door
+            await channel.on_join_request(self.app, update.chat_join_request)
             return
         # Money never waits behind the rate limit.
         if update.pre_checkout_query is not None:
@@ -328,7 +331,7 @@ def _answering(
 async def _trial(
     actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
 ) -> bool:
-    await shopping.take_trial(actor, query, target)
+    await subscription.take_trial(actor, query, target)
     return True
 
 
@@ -343,10 +346,11 @@ _BUTTONS: dict[str, Button] = {
     "pay": _pay,
     "conf": _answering(shopping.confirm_balance),
     "chk": _answering(shopping.check_payment),
-    "auto": _answering(shopping.switch_auto_renew),
+    "auto": _answering(subscription.switch_auto_renew),
     "trial": _trial,
-    "sub": _simple(shopping.show_subscription),
-    "relink": shopping.reset_link,
+    "sub": _simple(subscription.show_subscription),
+    "relink": subscription.reset_link,
+    "qr": _simple(subscription.send_qr),
     "bal": _simple(shopping.show_balance),
     "hist": _with_argument(shopping.show_history),
     "tx": _with_argument(shopping.show_entry),

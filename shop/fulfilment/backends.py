@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,10 +11,12 @@ import httpx
 
 from ..clock import WallClock
 from ..config import Config
-from ..errors import FulfilmentFailed
+from ..errors import FulfilmentFailed, StartupFailed
 from ..store import Store
+from ..telegram.api import open_bot_client
 from ..telegram.texts import Texts
 from .base import Fulfilment
+from .channel import ChannelAccess
 from .hiddify import Hiddify
 from .none import NoFulfilment
 from .remnawave import Remnawave
@@ -29,6 +32,10 @@ async def open_fulfilment(
     fulfilment queue; one that answers with an unsupported version stops the start."""
     if config.fulfilment == "none":
         yield NoFulfilment()
+        return
+    if config.fulfilment == "channel":
+        async with _open_channel(config, store, clock, texts) as channel:
+            yield channel
         return
     timeout = httpx.Timeout(15.0, connect=5.0)
     async with httpx.AsyncClient(timeout=timeout) as http:
@@ -66,3 +73,30 @@ def _panel(
         texts=texts,
         store=store,
     )
+
+
+@asynccontextmanager
+async def _open_channel(
+    config: Config, store: Store, clock: WallClock, texts: Texts | None
+) -> AsyncIterator[ChannelAccess]:
+    """The private channel, with a Bot API client of its own (``shop panel sync`` has none)."""
+    assert config.channel_id is not None
+    if config.telegram_token is None:
+        raise StartupFailed("TELEGRAM_TOKEN is required with FULFILMENT=channel", code=2)
+    async with open_bot_client(
+        config.telegram_api_url, config.telegram_token, connections=4
+    ) as bot:
+        channel = ChannelAccess(
+            bot,
+            store,
+            clock,
+            channel_id=config.channel_id,
+            grace=dt.timedelta(hours=config.channel_grace_hours),
+            timezone=config.timezone,
+            texts=texts,
+        )
+        try:
+            log.info("fulfilment: %s", await channel.check())
+        except FulfilmentFailed as exc:
+            log.warning("fulfilment: %s at start; access waits in the queue", exc)
+        yield channel

@@ -176,6 +176,13 @@ class Hiddify:
             return _ACTIVE.get(language, _ACTIVE["en"])
         return f"🔑 <code>{html.escape(f'{self._client_url}/{account}/')}</code>"
 
+    async def subscription_link(self, telegram_id: int) -> str | None:
+        """The customer's subscription URL (None without an account or a client URL)."""
+        account = await self._store.run(panel_accounts.find, telegram_id, self.name)
+        if account is None or self._client_url is None:
+            return None
+        return f"{self._client_url}/{account}/"
+
     # -- users -------------------------------------------------------------------------
 
     async def _disable(self, telegram_id: int) -> None:

@@ -149,6 +149,11 @@ class Remnawave:
             lines.append(t("access.devices", count=user.devices))
         return "\n".join(lines)
 
+    async def subscription_link(self, telegram_id: int) -> str | None:
+        """The customer's subscription URL (None without an active account)."""
+        user = await self.find(telegram_id)
+        return user.subscription_url if user is not None and user.status == "ACTIVE" else None
+
     async def reset_link(self, telegram_id: int) -> bool:
         """A new subscription link (``actions/revoke``); the old one stops working."""
         user = await self.find(telegram_id)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import trio
 
@@ -107,26 +108,28 @@ class BotClient:
 
         ``read_timeout`` marks a long poll: it may wait that long for an answer.
         """
-        body = json.dumps(params or {}, ensure_ascii=False, separators=(",", ":")).encode()
+        request = _request(params or {})
         if read_timeout is not None:
-            return await self._post(self._long_poll, method, body, read_timeout)
+            return await self._post(self._long_poll, method, request, read_timeout)
         client = await self._free.receive()
         try:
-            return await self._post(client, method, body, None)
+            return await self._post(client, method, request, None)
         finally:
             self._free_send.send_nowait(client)
 
     async def _post(
-        self, client: httpx.AsyncClient, method: str, body: bytes, read_timeout: float | None
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        request: dict[str, Any],
+        read_timeout: float | None,
     ) -> Any:
         timeout = self._timeouts.get(read_timeout)
         if timeout is None:
             timeout = httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout or DEFAULT_TIMEOUT)
             self._timeouts[read_timeout] = timeout
         try:
-            response = await client.post(
-                self._base + method, content=body, headers=_JSON, timeout=timeout
-            )
+            response = await client.post(self._base + method, timeout=timeout, **request)
         except httpx.TransportError as exc:
             # str(exc) can name the URL, and the URL holds the token: keep the class only.
             raise TelegramNetworkError(method, type(exc).__name__) from None
@@ -134,6 +137,32 @@ class BotClient:
 
 
 _JSON = {"content-type": "application/json"}
+
+
+@attrs.frozen
+class InputFile:
+    """A file to upload with a call (``sendPhoto(photo=InputFile(...))``): the call then
+    goes as multipart/form-data, as the Bot API asks for uploads."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+def _request(params: Mapping[str, Any]) -> dict[str, Any]:
+    """httpx arguments for a call: JSON, or multipart when a parameter is a file (then
+    the other parameters are form fields, objects among them as JSON text)."""
+    files = {k: (v.filename, v.content, v.content_type) for k, v in params.items()
+             if isinstance(v, InputFile)}  # fmt: skip
+    if not files:
+        body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode()
+        return {"content": body, "headers": _JSON}
+    fields = {
+        key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for key, value in params.items()
+        if key not in files
+    }
+    return {"data": fields, "files": files}
 
 
 @asynccontextmanager

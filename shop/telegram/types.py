@@ -107,6 +107,34 @@ class ChatMemberUpdated:
 
 
 @attrs.frozen
+class ChatInviteLink:
+    invite_link: str
+    creates_join_request: bool = False
+    is_primary: bool = False
+    is_revoked: bool = False
+    name: str | None = None
+    expire_date: int | None = None
+    member_limit: int | None = None
+
+
+@attrs.frozen
+class ChatJoinRequest:
+    """Someone asks to join a chat where the bot may approve members (the private channel)."""
+
+    chat: Chat
+    from_user: User
+    #: a private chat with the requester: the bot may write there for 5 minutes, until the
+    #: request is processed, even if they never started the bot
+    user_chat_id: int
+    date: int
+    bio: str | None = None
+    invite_link: ChatInviteLink | None = None
+    #: set only for a bot assigned to process join requests: it must then answer the query
+    #: (answerChatJoinRequestQuery) within 10 seconds instead of approving or declining
+    query_id: str | None = None
+
+
+@attrs.frozen
 class Update:
     update_id: int
     message: Message | None = None
@@ -114,20 +142,32 @@ class Update:
     callback_query: CallbackQuery | None = None
     pre_checkout_query: PreCheckoutQuery | None = None
     my_chat_member: ChatMemberUpdated | None = None
+    chat_join_request: ChatJoinRequest | None = None
 
     @property
     def sender(self) -> User | None:
         """Who caused the update: the customer whose actor handles it."""
         if self.message is not None:
             return self.message.from_user
-        for part in (self.callback_query, self.pre_checkout_query, self.my_chat_member):
+        for part in (
+            self.callback_query,
+            self.pre_checkout_query,
+            self.my_chat_member,
+            self.chat_join_request,
+        ):
             if part is not None:
                 return part.from_user
         return None
 
 
 #: What the poller asks Telegram for: what the shop handles, and nothing else.
-ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query", "my_chat_member")
+ALLOWED_UPDATES = (
+    "message",
+    "callback_query",
+    "pre_checkout_query",
+    "my_chat_member",
+    "chat_join_request",
+)
 
 
 # -- keyboards (outgoing) -----------------------------------------------------------
@@ -151,7 +191,7 @@ class InlineKeyboardMarkup:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False)
-    for cls in (Message, CallbackQuery, PreCheckoutQuery, ChatMemberUpdated):
+    for cls in (Message, CallbackQuery, PreCheckoutQuery, ChatMemberUpdated, ChatJoinRequest):
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, from_user=override(rename="from"))
         )

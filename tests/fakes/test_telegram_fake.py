@@ -13,16 +13,31 @@ import trio
 import trio.testing
 
 from tests.fakes.telegram import (
+    ADMINISTRATOR,
     BLOCKED,
+    CHANNEL_RIGHTS,
+    CHAT_NOT_FOUND,
+    EPOCH,
+    EXPIRE_DATE_INVALID,
+    LIMIT_WITH_REQUESTS,
+    NO_INVITE_RIGHTS,
+    NO_JOIN_REQUEST_RIGHTS,
+    NO_REQUEST,
+    NO_RESTRICT_RIGHTS,
+    NOT_A_MEMBER,
     NOT_MODIFIED,
     QUERY_INVALID,
+    SELF,
     TERMINATED,
     TOKEN,
     WEBHOOK_ACTIVE,
+    Channel,
     FakeTelegram,
     HtmlError,
+    JoinRefused,
     parse_html,
 )
+from tests.fakes.telegram import OWNER as OWNER_REFUSED
 
 KEYBOARD = {"inline_keyboard": [[{"text": "1 month", "callback_data": "buy:m1"}]]}
 
@@ -521,3 +536,217 @@ async def test_control_api_delays_a_method_and_lists_messages(
         wrong = await control.post("/_fake/delay", json={"method": "sendMessage"})
         assert wrong.status_code == 400
         assert (await control.get("/_fake/stats")).json()["calls"]["sendMessage"] == 2
+
+
+# ----------------------------------------------------------------- channels
+
+CHANNEL, OWNER, ADMIN, MEMBER = -1001234567890, 500, 501, 502
+
+
+@pytest.fixture
+def channel(fake: FakeTelegram) -> Channel:
+    return fake.add_channel(
+        CHANNEL, owner=OWNER, admins={ADMIN: {"can_post_messages": True}}, members=[MEMBER]
+    )
+
+
+async def failure(api: httpx.AsyncClient, method: str, **params: Any) -> tuple[int, str]:
+    status, body = await call(api, method, **params)
+    assert body["ok"] is False, body
+    assert body["error_code"] == status
+    return status, body["description"]
+
+
+async def test_channel_members_as_get_chat_member_shows_them(
+    fake: FakeTelegram, api: httpx.AsyncClient, channel: Channel
+) -> None:
+    async def member(user_id: int) -> Any:
+        status, body = await call(api, "getChatMember", chat_id=CHANNEL, user_id=user_id)
+        assert status == 200
+        return body["result"]
+
+    owner = await member(OWNER)
+    assert (owner["status"], owner["is_anonymous"], owner["user"]["id"]) == (
+        "creator",
+        False,
+        OWNER,
+    )
+    admin = await member(ADMIN)
+    assert admin["status"] == "administrator"
+    assert admin["can_post_messages"] is True
+    assert admin["can_invite_users"] is admin["can_restrict_members"] is False
+    assert set(CHANNEL_RIGHTS) | {"can_be_edited", "is_anonymous"} <= set(admin)
+    assert "can_pin_messages" not in admin  # groups and supergroups only
+    bot = await member(fake.bot_id)
+    assert (bot["status"], bot["can_invite_users"], bot["can_restrict_members"]) == (
+        "administrator",
+        True,
+        True,
+    )
+    assert bot["user"]["is_bot"] is True
+    assert (await member(MEMBER))["status"] == "member"
+    assert await member(999) == {"user": {"id": 999, "is_bot": False, "first_name": "Ann"}} | {
+        "status": "left"
+    }
+    assert await failure(api, "getChatMember", chat_id=CHANNEL, user_id="x") == (
+        400,
+        "Bad Request: invalid user_id specified",
+    )
+    _, body = await call(api, "getChatAdministrators", chat_id=CHANNEL)
+    assert sorted(m["user"]["id"] for m in body["result"]) == sorted([OWNER, ADMIN, fake.bot_id])
+
+
+async def test_channel_methods_need_the_bot_in_the_channel(
+    fake: FakeTelegram, api: httpx.AsyncClient
+) -> None:
+    fake.add_channel(CHANNEL, owner=OWNER, bot_rights=None)
+    for method in (
+        "getChatMember",
+        "createChatInviteLink",
+        "banChatMember",
+        "getChatAdministrators",
+    ):
+        assert await failure(api, method, chat_id=CHANNEL, user_id=OWNER) == (403, NOT_A_MEMBER)
+    assert await failure(api, "getChatMember", chat_id=-1009, user_id=OWNER) == (
+        400,
+        CHAT_NOT_FOUND,
+    )
+
+
+async def test_invite_links_admit_as_their_limits_say(
+    fake: FakeTelegram,
+    api: httpx.AsyncClient,
+    channel: Channel,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    both = {"member_limit": 1, "creates_join_request": True}
+    assert await failure(api, "createChatInviteLink", chat_id=CHANNEL, **both) == (
+        400,
+        LIMIT_WITH_REQUESTS,
+    )
+    past = {"expire_date": EPOCH - 10}
+    assert await failure(api, "createChatInviteLink", chat_id=CHANNEL, **past) == (
+        400,
+        EXPIRE_DATE_INVALID,
+    )
+    _, body = await call(
+        api,
+        "createChatInviteLink",
+        chat_id=CHANNEL,
+        name="x" * 40,
+        member_limit=1,
+        expire_date=EPOCH + 3600,
+    )
+    link = body["result"]
+    assert link["name"] == "x" * 32
+    assert (link["member_limit"], link["expire_date"]) == (1, EPOCH + 3600)
+    assert (link["creates_join_request"], link["is_primary"], link["is_revoked"]) == (
+        False,
+        False,
+        False,
+    )
+    assert link["creator"]["id"] == fake.bot_id
+    url = link["invite_link"]
+    assert fake.join(1, url) == "joined"
+    with pytest.raises(JoinRefused, match="INVITE_HASH_EXPIRED"):
+        fake.join(2, url)  # "members ... simultaneously": one at a time
+    fake.leave(1, CHANNEL)
+    assert fake.join(2, url) == "joined"
+    fake.leave(2, CHANNEL)
+    with pytest.raises(JoinRefused, match="USER_ALREADY_PARTICIPANT"):
+        fake.join(MEMBER, url)
+    await trio.sleep(3600)
+    with pytest.raises(JoinRefused, match="INVITE_HASH_EXPIRED"):
+        fake.join(3, url)  # past its expire_date
+    with pytest.raises(JoinRefused, match="INVITE_HASH_INVALID"):
+        fake.join(3, "https://t.me/+unknown")
+    fake.add_channel(-1009, owner=OWNER, bot_rights={"can_restrict_members": True})
+    assert await failure(api, "createChatInviteLink", chat_id=-1009) == (400, NO_INVITE_RIGHTS)
+
+
+async def test_join_requests_wait_for_the_bot(
+    fake: FakeTelegram,
+    api: httpx.AsyncClient,
+    channel: Channel,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, body = await call(api, "createChatInviteLink", chat_id=CHANNEL, creates_join_request=True)
+    url = body["result"]["invite_link"]
+    assert fake.join(7, url) == "requested"
+    _, body = await call(api, "getUpdates")
+    (update,) = body["result"]
+    request = update["chat_join_request"]
+    assert (request["from"]["id"], request["user_chat_id"], request["chat"]["type"]) == (
+        7,
+        7,
+        "channel",
+    )
+    assert request["invite_link"]["pending_join_request_count"] == 1
+    assert fake.channel_status(CHANNEL, 7) == "left"
+    assert await call(api, "approveChatJoinRequest", chat_id=CHANNEL, user_id=7) == (
+        200,
+        {"ok": True, "result": True},
+    )
+    assert fake.channel_status(CHANNEL, 7) == "member"
+    for method in ("approveChatJoinRequest", "declineChatJoinRequest"):
+        assert await failure(api, method, chat_id=CHANNEL, user_id=7) == (400, NO_REQUEST)
+    fake.request_join(8, CHANNEL)
+    await call(api, "declineChatJoinRequest", chat_id=CHANNEL, user_id=8)
+    assert fake.channel_status(CHANNEL, 8) == "left"
+    # A bot assigned to process join requests answers the query, within 10 seconds.
+    fake.request_join(9, CHANNEL, query=True)
+    fake.request_join(10, CHANNEL, query=True)
+    queries = {u: r["query_id"] for u, r in channel.requests.items()}
+    answer = {"chat_join_request_query_id": queries[9], "result": "approve"}
+    assert (await call(api, "answerChatJoinRequestQuery", **answer))[0] == 200
+    assert fake.channel_status(CHANNEL, 9) == "member"
+    await trio.sleep(11)
+    late = {"chat_join_request_query_id": queries[10], "result": "decline"}
+    assert await failure(api, "answerChatJoinRequestQuery", **late) == (400, QUERY_INVALID)
+    # Without can_invite_users the bot hears of no request and may decide none.
+    fake.add_channel(-1009, owner=OWNER, bot_rights={"can_restrict_members": True})
+    assert fake.request_join(7, -1009) == 0
+    assert await failure(api, "approveChatJoinRequest", chat_id=-1009, user_id=7) == (
+        400,
+        NO_JOIN_REQUEST_RIGHTS,
+    )
+
+
+async def test_ban_and_unban_spare_the_owner_administrators_and_the_bot(
+    fake: FakeTelegram, api: httpx.AsyncClient, channel: Channel
+) -> None:
+    async def ban(user_id: int) -> tuple[int, Any]:
+        return await call(api, "banChatMember", chat_id=CHANNEL, user_id=user_id)
+
+    assert (await ban(OWNER))[1]["description"] == OWNER_REFUSED
+    assert (await ban(ADMIN))[1]["description"] == ADMINISTRATOR
+    assert (await ban(fake.bot_id))[1]["description"] == SELF
+    await call(api, "getUpdates", allowed_updates=["chat_member"])
+    assert (await ban(MEMBER))[0] == 200
+    assert channel.members[MEMBER] == {"status": "kicked", "until_date": 0}
+    _, body = await call(api, "getUpdates")
+    (change,) = [u["chat_member"] for u in body["result"]]
+    assert change["old_chat_member"]["status"] == "member"
+    assert change["new_chat_member"]["status"] == "kicked"
+    _, body = await call(api, "createChatInviteLink", chat_id=CHANNEL)
+    with pytest.raises(JoinRefused, match="USER_BANNED_IN_CHANNEL"):
+        fake.join(MEMBER, body["result"]["invite_link"])
+    # only_if_banned: a member stays; a banned user may come back.
+    unban = {"chat_id": CHANNEL, "only_if_banned": True}
+    fake.add_channel(-1009, owner=OWNER, members=[MEMBER], bot_rights={"can_invite_users": True})
+    assert (await call(api, "unbanChatMember", **unban, user_id=ADMIN))[0] == 200
+    assert (await call(api, "unbanChatMember", **unban, user_id=MEMBER))[0] == 200
+    assert fake.channel_status(CHANNEL, MEMBER) == "left"
+    assert fake.channel_status(CHANNEL, ADMIN) == "administrator"
+    # Without only_if_banned an unban removes a member; it needs can_restrict_members.
+    assert await failure(api, "unbanChatMember", chat_id=-1009, user_id=MEMBER) == (
+        400,
+        NO_RESTRICT_RIGHTS,
+    )
+    fake.join(MEMBER, body["result"]["invite_link"])
+    assert (await call(api, "unbanChatMember", chat_id=CHANNEL, user_id=MEMBER))[0] == 200
+    assert fake.channel_status(CHANNEL, MEMBER) == "left"
+    assert await failure(api, "banChatMember", chat_id=-1009, user_id=OWNER) == (
+        400,
+        OWNER_REFUSED,
+    )  # the owner is refused before rights are looked at
