@@ -40,6 +40,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import email.parser
+import email.policy
 import itertools
 import json
 import logging
@@ -94,7 +96,10 @@ _JSON_PARAMS = frozenset(
 # Methods that write into a chat and so fail with 403 once the user has blocked the bot.
 _CHAT_WRITES = frozenset(
     {"sendMessage", "sendInvoice", "editMessageText", "editMessageReplyMarkup", "sendChatAction"}
+    | {"sendPhoto"}
 )
+#: What an image file begins with: PNG, JPEG.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 # Methods the shop may call at start-up that need no state here.
 _ALWAYS_TRUE = (
     "setMyCommands",
@@ -286,6 +291,7 @@ class FakeTelegram:
         self.webhook_url = ""
         self.webhook_secret: str | None = None
         self._chats: defaultdict[int, dict[int, Json]] = defaultdict(dict)
+        self.uploads: list[Upload] = []  # files sent with calls (sendPhoto), in order
         self._last_message_id: defaultdict[int, int] = defaultdict(int)
         self._users: dict[int, Json] = {}
         # Answerable query ids -> answer deadline, for callback and pre-checkout queries.
@@ -872,6 +878,7 @@ class FakeTelegram:
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
@@ -963,6 +970,25 @@ class FakeTelegram:
     async def _send_message(self, params: Json) -> Json:
         chat_id, text = _chat_id(params), _text(params)
         return self._store(chat_id, {"text": text}, params)
+
+    async def _send_photo(self, params: Json) -> Json:
+        """An uploaded PNG or JPEG, or a file_id/URL string; a caption of up to 1024."""
+        chat_id = _chat_id(params)
+        photo = params.get("photo")
+        if photo is None or photo == "":
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        if isinstance(photo, Upload) and not photo.content.startswith(_IMAGE_SIGNATURES):
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        content: Json = {"photo": [{"file_id": f"photo{next(self._serial)}", "width": 1}]}
+        caption = params.get("caption")
+        if caption:
+            visible = _visible(str(caption), params.get("parse_mode"))
+            if _utf16(visible) > 1024:
+                raise ApiError(400, "Bad Request: message caption is too long")
+            content["caption"] = str(caption)
+        if isinstance(photo, Upload):
+            self.uploads.append(photo)
+        return self._store(chat_id, content, params)
 
     async def _edit_message_text(self, params: Json) -> Json:
         chat_id, old = self._find(params, "edit")
@@ -1273,7 +1299,9 @@ def _parse_params(scope: Json, body: bytes) -> Json:
             params.update(data)
         elif content_type.startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(body.decode()))
-        else:  # multipart uploads: the shop sends no files
+        elif content_type.startswith("multipart/form-data"):
+            params.update(_multipart(content_type, body))
+        else:
             raise ApiError(400, f"Bad Request: unsupported content type {content_type!r}")
     for name in _JSON_PARAMS & params.keys():
         if isinstance(params[name], str):
@@ -1282,6 +1310,35 @@ def _parse_params(scope: Json, body: bytes) -> Json:
             except ValueError:
                 raise ApiError(400, f"Bad Request: can't parse {name} JSON object") from None
     return params
+
+
+@attrs.frozen
+class Upload:
+    """A file part of a multipart call (what ``InputFile`` becomes on the wire)."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+def _multipart(content_type: str, body: bytes) -> Json:
+    """Form fields as text and file parts as :class:`Upload` (RFC 7578)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ApiError(400, "Bad Request: can't parse multipart/form-data")
+    fields: Json = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = data.decode("utf-8")
+        else:
+            fields[name] = Upload(filename, data, part.get_content_type())
+    return fields
 
 
 def _chat_of(params: Json) -> int | None:

@@ -750,3 +750,25 @@ async def test_ban_and_unban_spare_the_owner_administrators_and_the_bot(
         400,
         OWNER_REFUSED,
     )  # the owner is refused before rights are looked at
+
+
+async def test_send_photo_takes_an_uploaded_image_only(
+    fake: FakeTelegram, api: httpx.AsyncClient
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    fields = {"chat_id": "42", "caption": "<b>scan me</b>", "parse_mode": "HTML"}
+    ok = await api.post("sendPhoto", data=fields, files={"photo": ("qr.png", png, "image/png")})
+    assert ok.status_code == 200
+    assert ok.json()["result"]["caption"] == "<b>scan me</b>"
+    assert fake.uploads[0].content == png
+    text = await api.post("sendPhoto", data=fields, files={"photo": ("x.png", b"hi", "image/png")})
+    assert text.json() == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: IMAGE_PROCESS_FAILED",
+    }
+    bad = {**fields, "caption": "<b>unclosed"}
+    broken = await api.post("sendPhoto", data=bad, files={"photo": ("qr.png", png, "image/png")})
+    assert broken.status_code == 400
+    assert "can't parse entities" in broken.json()["description"]
+    assert (await call(api, "sendPhoto", chat_id=42))[0] == 400  # no photo at all

@@ -18,6 +18,7 @@ from shop.catalog import Limits
 from shop.clock import TrioClock
 from shop.errors import FulfilmentFailed
 from shop.fulfilment import Access
+from shop.fulfilment.qr import qr_png
 from shop.fulfilment.remnawave import Remnawave
 from tests.conftest import START
 from tests.customer import Customer
@@ -398,3 +399,22 @@ async def test_import_adopts_another_bots_accounts_without_duplicates(
 def panel_expiry_of(panel: FakeRemnawave, name: str) -> dt.datetime:
     text = panel.users[name]["expireAt"]
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_the_qr_code_is_the_subscription_link(
+    shop_with_panel: Any, panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_with_panel() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await buy(ann)
+        await ann.press("sub")
+        await ann.press("qr")
+        (call,) = shop.telegram.calls_to("sendPhoto", ANN)
+        link = panel.users["tg_1001"]["subscriptionUrl"]
+        assert call.status == 200
+        assert link in call.params["caption"]
+        (upload,) = shop.telegram.uploads
+        assert upload.content_type == "image/png"
+        assert upload.content == qr_png(link)  # the very link, encoded
+        assert upload.content.startswith(b"\x89PNG")
