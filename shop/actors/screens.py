@@ -196,6 +196,7 @@ def subscription_screen(
     access: str | None,
     plan_title: str | None,
     auto_renew: bool = False,
+    can_qr: bool = False,
     can_relink: bool = False,
 ) -> Screen:
     if subscription is None:
@@ -215,8 +216,11 @@ def subscription_screen(
     if subscription is not None and not subscription.lifetime:
         toggle = ("btn.autorenew_on", "auto:0") if auto_renew else ("btn.autorenew_off", "auto:1")
         rows.append([button(t(lang, toggle[0]), toggle[1])])
+    tools = [button(t(lang, "btn.qr"), "qr")] if can_qr else []
     if can_relink:
-        rows.append([button(t(lang, "btn.qr"), "qr"), button(t(lang, "btn.relink"), "relink")])
+        tools.append(button(t(lang, "btn.relink"), "relink"))
+    if tools:
+        rows.append(tools)
     return Screen("sub", text, keyboard(*rows, back(t, lang)))
 
 

@@ -48,7 +48,8 @@ async def show_subscription(actor: UserActor, target: Message | None) -> None:
         access,
         plan.title(actor.lang) if plan else None,
         auto_renew,
-        can_relink=access is not None and hasattr(app.fulfilment, "subscription_link"),
+        can_qr=access is not None and hasattr(app.fulfilment, "subscription_link"),
+        can_relink=access is not None and hasattr(app.fulfilment, "reset_link"),
     )
     await actor.show(target, screen)
 

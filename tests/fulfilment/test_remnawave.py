@@ -418,3 +418,45 @@ async def test_the_qr_code_is_the_subscription_link(
         assert upload.content_type == "image/png"
         assert upload.content == qr_png(link)  # the very link, encoded
         assert upload.content.startswith(b"\x89PNG")
+
+
+async def test_two_shops_on_one_database_make_one_account(
+    clean_database: str,
+    busy_hook: Any,
+    panel: FakeRemnawave,
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from tests.harness import fake_telegram, running_shop
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG)
+    environ = {
+        "FULFILMENT": "remnawave",
+        "REMNAWAVE_URL": panel.base_url,
+        "REMNAWAVE_TOKEN": TOKEN,
+        "SHOP_CATALOG": str(catalog),
+    }
+    clock = TrioClock.starting_at(START)
+    async with (
+        fake_telegram(clock) as one,
+        fake_telegram(clock, bot_id=777000222) as two,
+        running_shop(clean_database, environ, telegram=one, clock=clock, on_busy=busy_hook) as a,
+        running_shop(clean_database, environ, telegram=two, clock=clock, on_busy=busy_hook) as b,
+    ):
+        for customer in range(5000, 5020):  # paid for on either shop, at the same moment
+            a.query(
+                "WITH c AS (INSERT INTO customers (telegram_id, first_seen, last_seen)"
+                " VALUES (%s, %s, %s)) INSERT INTO subscriptions (telegram_id, status,"
+                " expires_at, plan_id, started_at, updated_at)"
+                " VALUES (%s, 'active', %s, 'm1', %s, %s) RETURNING 1",
+                customer, START, START, customer, START + 30 * DAY, START, START,
+            )  # fmt: skip
+        a.app.fulfilment_due.poke()
+        b.app.fulfilment_due.poke()
+        await trio.sleep(30)
+        assert panel.created == 20
+        assert sorted(panel.users) == [f"tg_{c}" for c in range(5000, 5020)]
+        assert a.query("SELECT count(*) FROM fulfilment_queue WHERE version = applied_version") == [
+            (20,)
+        ]
