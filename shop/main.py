@@ -42,6 +42,7 @@ from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
 from .fulfilment import Fulfilment
 from .fulfilment.backends import open_fulfilment
 from .fulfilment.channel import ChannelAccess
+from .fulfilment.hiddify import Hiddify
 from .fulfilment.remnawave import Remnawave
 from .http.serve import serve_http
 from .logs import setup_logging
@@ -300,8 +301,10 @@ async def _panel_import(config: Config) -> None:
         open_fulfilment(config, store, SystemClock()) as backend,
     ):
         await apply_schema_patiently(store, patience=10.0)
-        if not isinstance(backend, Remnawave):
-            raise StartupFailed("shop panel import: available with FULFILMENT=remnawave", code=2)
+        if not isinstance(backend, Remnawave | Hiddify):
+            raise StartupFailed(
+                "shop panel import: available with FULFILMENT=remnawave or hiddify", code=2
+            )
         adopted = await import_accounts(store, backend, SystemClock(), report=print)
         print(f"{adopted} accounts adopted")
 

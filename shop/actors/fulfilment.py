@@ -19,8 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import AsyncIterator, Callable
+from typing import NoReturn, Protocol
 
 import trio
 
@@ -28,8 +28,7 @@ from ..app import App
 from ..catalog import Catalog
 from ..clock import WallClock
 from ..errors import FulfilmentFailed, StoreUnavailable
-from ..fulfilment import Access, Fulfilment
-from ..fulfilment.remnawave import Remnawave
+from ..fulfilment import Access, Adoptable, Fulfilment
 from ..store import Store
 from ..store import fulfilment as queue
 from ..store.fulfilment import Wanted
@@ -139,28 +138,38 @@ async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> Non
     await app.store.run(queue.failed, wanted, error, app.clock.now(), alert)
 
 
+class Importable(Protocol):
+    name: str
+
+    def adoptable(self) -> AsyncIterator[Adoptable]: ...
+
+
 async def import_accounts(
-    store: Store, panel: Remnawave, clock: WallClock, *, report: Callable[[str], None]
+    store: Store, panel: Importable, clock: WallClock, *, report: Callable[[str], None]
 ) -> int:
-    """Adopt the panel's accounts that carry a ``telegramId`` as customers with their
-    expiry (``shop panel import``), so a shop moving from another bot loses no one;
-    returns how many were adopted. Customers the shop already has are left as they are."""
+    """Adopt the panel's accounts that carry a Telegram id as customers with their expiry
+    (``shop panel import``), so a shop moving from another bot loses no one; returns how
+    many were adopted. Customers the shop already has are left as they are."""
     adopted = 0
-    async for user in panel.everyone():
-        if user.telegram_id is None:
-            report(f"{user.username}: no telegramId, skipped")
+    async for account in panel.adoptable():
+        if account.telegram_id is None:
+            report(f"{account.label}: no Telegram id, skipped")
             continue
         now = clock.now()
-        active = user.status in ("ACTIVE", "LIMITED") and (
-            user.expire_at is not None and user.expire_at > now
-        )
+        active = account.usable and account.expires_at is not None and account.expires_at > now
         if await store.run(
-            queue.adopt, user.telegram_id, panel.name, user.username, user.expire_at, active, now
+            queue.adopt,
+            account.telegram_id,
+            panel.name,
+            account.account,
+            account.expires_at,
+            active,
+            now,
         ):
             adopted += 1
-            until = user.expire_at.isoformat() if user.expire_at else "?"
+            until = account.expires_at.isoformat() if account.expires_at else "?"
             state = "active" if active else "ended"
-            report(f"{user.telegram_id}: adopted {user.username} ({state}, until {until})")
+            report(f"{account.telegram_id}: adopted {account.label} ({state}, until {until})")
         else:
-            report(f"{user.telegram_id}: already a customer, left as is")
+            report(f"{account.telegram_id}: already a customer, left as is")
     return adopted

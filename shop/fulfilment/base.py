@@ -33,6 +33,17 @@ class Access:
     grants: int
 
 
+@attrs.frozen
+class Adoptable:
+    """A panel account another bot made, as ``shop panel import`` reads it."""
+
+    telegram_id: int | None  # None: not tied to a Telegram user, so not importable
+    account: str  # what the panel keys it by (a username, a uuid): stored to find it again
+    label: str  # how an operator recognises it in the report
+    expires_at: dt.datetime | None
+    usable: bool  # the panel lets it in (apart from its expiry)
+
+
 class Fulfilment(Protocol):
     name: str
 

@@ -49,6 +49,7 @@ import html
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -58,7 +59,7 @@ from ..clock import UTC, WallClock
 from ..errors import FulfilmentFailed, StartupFailed
 from ..store import panel_accounts
 from ..store.pool import Store
-from .base import Access
+from .base import Access, Adoptable
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,27 @@ class Hiddify:
         if self._client_url is None:
             return _ACTIVE.get(language, _ACTIVE["en"])
         return f"🔑 <code>{html.escape(f'{self._client_url}/{account}/')}</code>"
+
+    async def adoptable(self) -> AsyncIterator[Adoptable]:
+        """Every user on the panel (``GET /user/``), for ``shop panel import``."""
+        status, body = await self._request("GET", "/api/v2/admin/user/", "listing")
+        if status == 404 and _message(body) == "You have no user":
+            return
+        if status != 200 or not isinstance(body, list):
+            raise FulfilmentFailed(self.name, f"listing answered {status} {_message(body)}")
+        today = self._clock.now().astimezone(UTC).date()
+        for data in body:
+            user = _user(data)
+            # Access ends after its last day; one never used counts from today.
+            last = user.last_day or today + dt.timedelta(days=user.package_days or 0)
+            ends = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=UTC)
+            yield Adoptable(
+                telegram_id=user.telegram_id,
+                account=user.uuid,
+                label=str(data.get("name") or user.uuid) if isinstance(data, dict) else user.uuid,
+                expires_at=ends,
+                usable=user.enable,
+            )
 
     async def subscription_link(self, telegram_id: int) -> str | None:
         """The customer's subscription URL (None without an account or a client URL)."""

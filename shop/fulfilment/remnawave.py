@@ -40,7 +40,7 @@ import httpx
 from ..errors import FulfilmentFailed, StartupFailed
 from ..store import Store, panel_accounts
 from ..telegram.texts import Texts
-from .base import Access
+from .base import Access, Adoptable
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,17 @@ class Remnawave:
             cursor = page.get("nextCursor")
             if not page.get("hasMore") or not cursor:
                 return
+
+    async def adoptable(self) -> AsyncIterator[Adoptable]:
+        """Every account as ``shop panel import`` reads it."""
+        async for user in self.everyone():
+            yield Adoptable(
+                telegram_id=user.telegram_id,
+                account=user.username,
+                label=user.username,
+                expires_at=user.expire_at,
+                usable=user.status in ("ACTIVE", "LIMITED"),
+            )
 
     async def find(self, telegram_id: int) -> PanelUser | None:
         name = username(telegram_id)

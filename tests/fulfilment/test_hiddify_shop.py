@@ -3,6 +3,7 @@ disables it, ``shop panel sync`` logic sees no drift after. Fake panel over real
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import trio
@@ -53,3 +54,42 @@ async def test_a_purchase_creates_the_account_and_a_refund_disables_it(
         await ann.settle()
         assert panel.users[str(account)]["enable"] is False
         assert len(panel.users) == 1
+
+
+async def test_import_adopts_hiddify_users(
+    shop_at: Any, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    import httpx
+
+    from shop.actors.fulfilment import import_accounts
+
+    panel = FakeHiddify(clock=TrioClock.starting_at(START))
+    await nursery.start(panel.serve)
+    environ = {"FULFILMENT": "hiddify", "HIDDIFY_URL": panel.base_url, "HIDDIFY_API_KEY": API_KEY}
+    headers = {"Hiddify-API-Key": API_KEY, "Accept": "application/json"}
+    async with shop_at(environ=environ, poll_timeout=86_400) as shop, httpx.AsyncClient() as http:
+        for body in (  # what another bot left on the panel
+            {"name": "old_1001", "telegram_id": ANN, "package_days": 30,
+             "start_date": START.date().isoformat(), "usage_limit_GB": 80},
+            {"name": "someone"},
+        ):  # fmt: skip
+            made = await http.post(
+                f"{panel.base_url}/api/v2/admin/user/", json=body, headers=headers
+            )
+            assert made.status_code == 200, made.text
+        old_uuid = next(u for u, user in panel.users.items() if user["name"] == "old_1001")
+        lines: list[str] = []
+        app = shop.app
+        assert await import_accounts(app.store, app.fulfilment, app.clock, report=lines.append) == 1
+        assert "someone: no Telegram id, skipped" in lines
+        ((expires_at,),) = shop.query("SELECT expires_at FROM subscriptions")
+        # 30 days from the start date: in through its last day, so ending the next midnight.
+        assert expires_at.date() == START.date() + dt.timedelta(days=31)
+        assert shop.query("SELECT account_id FROM panel_accounts") == [(old_uuid,)]
+        # Ann renews: the adopted user is extended, no second user is made.
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await ann.choose_plan("m1", "stars")
+        await ann.pay_last_invoice()
+        assert len(panel.users) == 2
+        assert panel.users[old_uuid]["package_days"] > 30

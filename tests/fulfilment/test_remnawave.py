@@ -371,7 +371,7 @@ async def test_import_adopts_another_bots_accounts_without_duplicates(
         app = shop.app
         adopted = await import_accounts(app.store, app.fulfilment, app.clock, report=lines.append)
         assert adopted == 2
-        assert "nobody: no telegramId, skipped" in lines
+        assert "nobody: no Telegram id, skipped" in lines
         assert shop.query(
             "SELECT telegram_id, status, expires_at FROM subscriptions ORDER BY telegram_id"
         ) == [
