@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import attrs
-import psycopg
 import pytest
 import trio
 import trio.testing
@@ -29,7 +27,6 @@ from shop.actors.jobs import expiry
 from shop.actors.timer import Job
 from shop.app import App
 from shop.clock import TrioClock
-from shop.config import Config
 from shop.errors import StartupFailed
 from shop.fulfilment import Access
 from shop.fulfilment.channel import ChannelAccess
@@ -75,36 +72,9 @@ async def sync(app: App, slot: dt.datetime) -> str:
 #: The 07:00 expiry (the queue then warns) and the hourly sync (which removes).
 JOBS = [Job("expiry", "0 7 * * *", expiry), Job("sync", "0 * * * *", sync)]
 
-#: The table the backend keeps, until schema.sql has it (the same SQL is proposed there).
-CHANNEL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS channel_members (
-    channel_id      BIGINT NOT NULL,
-    telegram_id     BIGINT NOT NULL REFERENCES customers (telegram_id),
-    invite_link     TEXT,
-    link_expires_at TIMESTAMPTZ,
-    link_sent_at    TIMESTAMPTZ,
-    inactive_since  TIMESTAMPTZ,
-    warned_at       TIMESTAMPTZ,
-    remove_at       TIMESTAMPTZ,
-    removing        BOOLEAN NOT NULL DEFAULT FALSE,
-    removed_at      TIMESTAMPTZ,
-    updated_at      TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (channel_id, telegram_id)
-);
-CREATE INDEX IF NOT EXISTS channel_removals_due ON channel_members (remove_at)
-    WHERE remove_at IS NOT NULL;
-"""
-
 
 @pytest.fixture
-def channel_table(clean_database: str) -> str:
-    with psycopg.connect(clean_database, autocommit=True) as conn:
-        conn.execute(CHANNEL_SCHEMA.encode())
-    return clean_database
-
-
-@pytest.fixture
-def channel_shop(shop_at: Any, store: Store, channel_table: str, tmp_path: Path) -> Any:
+def channel_shop(shop_at: Any, store: Store, tmp_path: Path) -> Any:
     """Start a shop selling places in ``CHANNEL``: ``async with channel_shop() as (shop, ch)``."""
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(CATALOG)
@@ -438,15 +408,8 @@ async def test_the_start_fails_clearly_when_the_bot_may_not_manage_the_channel(
             await unknown.check()
 
 
-needs_wiring = pytest.mark.skipif(
-    "channel_id" not in attrs.fields_dict(Config),
-    reason="FULFILMENT=channel is not wired into config, open_fulfilment, main and the UserActor",
-)
-
-
-@needs_wiring
 async def test_a_configured_channel_lets_payers_in_through_the_poller(
-    shop_at: Any, channel_table: str, autojump_clock: trio.testing.MockClock
+    shop_at: Any, clean_database: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     clock = TrioClock.starting_at(OPEN)
     env = {"FULFILMENT": "channel", "CHANNEL_ID": str(CHANNEL), "CHANNEL_GRACE_HOURS": "2"}
@@ -470,9 +433,8 @@ async def test_a_configured_channel_lets_payers_in_through_the_poller(
             assert fake.channel_status(CHANNEL, ANN) == "left"
 
 
-@needs_wiring
 async def test_a_configured_channel_does_not_start_without_the_rights(
-    shop_at: Any, channel_table: str, autojump_clock: trio.testing.MockClock
+    shop_at: Any, clean_database: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     clock = TrioClock.starting_at(OPEN)
     env = {"FULFILMENT": "channel", "CHANNEL_ID": str(CHANNEL)}
