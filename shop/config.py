@@ -128,6 +128,13 @@ def channel_id(raw: str) -> int:
     return int(value)
 
 
+def chat(raw: str) -> int:
+    value = raw.strip()
+    if not re.fullmatch(r"-?\d{1,20}", value) or not -(2**63) <= int(value) < 2**63:
+        raise ValueError("expected a Telegram chat id such as -1001234567890 or 123456789")
+    return int(value)
+
+
 def cron(raw: str) -> str:
     value = raw.strip()
     if not croniter.is_valid(value) or len(value.split()) != 5:
@@ -381,6 +388,11 @@ VARIABLES: tuple[Var, ...] = (
         default="90",
     ),
     Var(
+        "ADMIN_CHAT_ID",
+        "a chat (a group, or an operator) where alerts are posted too; unset = log only",
+        chat,
+    ),
+    Var(
         "ADMIN_IDS",
         "Telegram user ids of operators, comma-separated (exempt from limits)",
         id_list,
@@ -408,6 +420,7 @@ class Config:
     rate_limit: tuple[int, float]
     rate_limit_ban: float
     admin_ids: frozenset[int]
+    admin_chat_id: int | None
     shop_catalog: Path | None
     admin_token: str | None
     metrics_token: str | None

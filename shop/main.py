@@ -23,6 +23,7 @@ from functools import partial
 import attrs
 import trio
 
+from .actors.alerts import AlertRelay
 from .actors.courier import Courier
 from .actors.fulfilment import import_accounts, run_fulfilment, sync_everyone
 from .actors.jobs import default_jobs, run_notice_deliverer
@@ -143,6 +144,11 @@ async def serve_shop(
                         rng=rng,
                     )
                     await services.start(outbox.run)
+                    if config.admin_chat_id is not None:
+                        relay = AlertRelay(outbox, config.admin_chat_id, _secrets(config))
+                        await services.start(relay.run)
+                        stack.callback(logging.getLogger().removeHandler, relay)
+                        logging.getLogger().addHandler(relay)
                     notices_due = Wakeup()
                     courier = Courier(store, outbox, wall, notices_due)
                     await services.start(courier.run)
