@@ -53,7 +53,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("kind", "key", "message_type", "payment_id", "provider"):
+        for key in ("kind", "key", "message_type", "payment_id", "telegram_id", "provider"):
             if hasattr(record, key):
                 entry[key] = str(getattr(record, key))
         return json.dumps(entry, ensure_ascii=False)

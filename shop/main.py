@@ -141,6 +141,7 @@ async def serve_shop(
                         global_rate=config.telegram_global_rate,
                         paid_broadcast=config.telegram_paid_broadcast,
                         on_blocked=partial(_report_blocked, actors),
+                        on_event=metrics.outbox_event,
                         rng=rng,
                     )
                     await services.start(outbox.run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -57,6 +57,42 @@ class Metrics:
         )
         #: when a list, every webhook latency is also appended here (for ``bench/``)
         self.webhook_samples: list[float] | None = None
+        self.outbox_calls = Counter(
+            "shop_outbox_calls",
+            "Bot API calls the outbox made, by lane and result (sent, 429, 403, 400, failed)",
+            ["lane", "result"],
+            registry=self.registry,
+        )
+        self.payments = Counter(
+            "shop_payments",
+            "Payments that reached a state here, by provider",
+            ["provider", "state"],
+            registry=self.registry,
+        )
+        self.job_runs = Counter(
+            "shop_job_runs",
+            "Scheduled job runs, by result",
+            ["job", "result"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "shop_job_seconds",
+            "How long a scheduled job ran",
+            ["job"],
+            buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+            registry=self.registry,
+        )
+        self.fulfilment_backlog = Gauge(
+            "shop_fulfilment_backlog",
+            "Customers whose access the panel or channel does not match yet",
+            registry=self.registry,
+        )
+
+    def outbox_event(self, lane: str, result: str) -> None:
+        self.outbox_calls.labels(lane, result).inc()
+
+    def payment_reached(self, provider: str, state: str) -> None:
+        self.payments.labels(provider, state).inc()
 
     def webhook_confirmed(self, seconds: float) -> None:
         self.webhook_latency.observe(seconds)

@@ -47,6 +47,7 @@ async def run_fulfilment(app: App) -> NoReturn:
         try:
             await apply_due(app)
             due = await app.store.run(queue.next_due)
+            app.metrics.fulfilment_backlog.set(await app.store.run(queue.backlog))
         except StoreUnavailable as exc:
             log.warning("fulfilment: database unreachable (%s); retrying in 30 s", exc)
             due = app.clock.now() + dt.timedelta(seconds=30)

@@ -248,6 +248,7 @@ class PaymentActor:
         )
         if duplicate is None:
             return  # recorded before (a replayed update)
+        self.app.metrics.payment_reached(duplicate.provider, "duplicate")
         log.error(
             "ALERT: payment %s charged twice (charge %s, %s %s); refunding the second charge",
             self.id,
@@ -467,6 +468,7 @@ class PaymentActor:
         )
         await self._reload()
         if marked:
+            self.app.metrics.payment_reached(payment.provider, "problem")
             log.error(
                 "ALERT: payment %s was paid %s %s, expected %s %s: not fulfilled",
                 self.id,
@@ -504,6 +506,7 @@ class PaymentActor:
                 ", ".join(f"{amount} {currency}" for currency, amount in done.shortfall.items()),
                 extra={"payment_id": payment_id, "telegram_id": done.payment.telegram_id},
             )
+        self.app.metrics.payment_reached(done.payment.provider, "refunded")
         if done.reversed:
             self.app.fulfilment_due.poke()  # the queue row was written with the refund
         await self._deliver(done.notice)
@@ -516,6 +519,7 @@ class PaymentActor:
             self.payment = grant.payment  # as the fulfilling transaction left it
         if grant is not None:
             log.info("payment %s completed", grant.payment.id, extra={"payment_id": self.id})
+            self.app.metrics.payment_reached(grant.payment.provider, "completed")
             self.app.fulfilment_due.poke()  # the queue row was written with the grant
             await self._deliver(grant.notice)
 

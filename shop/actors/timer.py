@@ -92,11 +92,15 @@ async def _run_slot(app: App, job: Job, slot: dt.datetime, lock: trio.Lock) -> N
         if not claimed:
             log.info("job %s at %s already ran elsewhere", job.name, slot.isoformat())
             return
+        started = trio.current_time()
         try:
             outcome = await job.run(app, slot)
+            app.metrics.job_runs.labels(job.name, "ok").inc()
         except Exception as exc:
-            log.exception("job %s at %s failed", job.name, slot.isoformat())
+            log.exception("ALERT: job %s at %s failed", job.name, slot.isoformat())
             outcome = f"failed: {type(exc).__name__}"
+            app.metrics.job_runs.labels(job.name, "failed").inc()
+        app.metrics.job_seconds.labels(job.name).observe(trio.current_time() - started)
         log.info("job %s at %s: %s", job.name, slot.isoformat(), outcome)
         try:
             await app.store.run(schedule.finish, job.name, slot, outcome, app.clock.now())

@@ -139,6 +139,8 @@ class _Chat:
 
 
 BlockedHook = Callable[[int], Awaitable[None]]
+#: Told ``(lane, result)`` for each try: sent, 429, 403, 400, failed (a metric).
+EventHook = Callable[[str, str], None]
 
 
 async def _ignore_blocked(chat_id: int) -> None:
@@ -153,6 +155,7 @@ class Outbox:
         global_rate: int = 25,
         paid_broadcast: bool = False,
         on_blocked: BlockedHook = _ignore_blocked,
+        on_event: EventHook | None = None,
         rng: random.Random | None = None,
         concurrency: int = 16,
         max_queued: int = 10_000,
@@ -164,6 +167,7 @@ class Outbox:
         self._rate = global_rate
         self._paid_broadcast = paid_broadcast
         self._on_blocked = on_blocked
+        self._on_event = on_event
         self._rng = rng or random.Random()
         self._concurrency = concurrency
         self._chat_interval = chat_interval
@@ -317,12 +321,32 @@ class Outbox:
                 self._idle.set()
             self._changed.set()
 
+    def _tell(self, call: _Call, result: str) -> None:
+        if self._on_event is not None:
+            self._on_event(call.lane.name.lower(), result)
+
     async def _call_with_retries(self, call: _Call, chat: _Chat | None) -> Any:
+        try:
+            result = await self._try_until_done(call, chat)
+        except Forbidden:
+            self._tell(call, "403")
+            raise
+        except BadRequest:
+            self._tell(call, "400")
+            raise
+        except TelegramError:
+            self._tell(call, "failed")
+            raise
+        self._tell(call, "sent")
+        return result
+
+    async def _try_until_done(self, call: _Call, chat: _Chat | None) -> Any:
         failures = 0
         while True:
             try:
                 return await self._bot.call(call.method, call.params)
             except RetryAfter as exc:
+                self._tell(call, "429")
                 log.warning("%s: flood control, retrying in %s s", call.method, exc.retry_after)
                 await self._pause(chat, exc.retry_after)
             except MigrateToChat as exc:
