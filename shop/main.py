@@ -1,5 +1,6 @@
 """The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema,
-``shop panel sync [--dry-run]`` repairs the panel, ``shop panel import`` adopts its users.
+``shop panel sync [--dry-run]`` repairs the panel, ``shop panel import`` adopts its users,
+``shop check`` checks the environment and the catalog, ``shop --version`` names the version.
 
 ``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
 order (database, store, actors, then intake: the HTTP server and the Telegram poller)
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import logging
 import os
 import random
@@ -37,6 +39,7 @@ from .actors.user import KIND as USER
 from .actors.user import MarkBlocked, user_kind
 from .app import App
 from .catalog import Catalog, load_catalog
+from .check import check
 from .clock import SystemClock, WallClock
 from .config import Config, load_config
 from .errors import ConfigError, ShuttingDown, StartupFailed, StoreUnavailable
@@ -318,9 +321,15 @@ async def _panel_import(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version", action="version", version=f"shop {importlib.metadata.version('shop')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the shop")
     commands.add_parser("migrate", help="apply schema.sql to the database")
+    commands.add_parser(
+        "check", help="check the environment and the catalog as `shop run` would, start nothing"
+    )
     panel = commands.add_parser("panel", help="the fulfilment backend (FULFILMENT)")
     panel_commands = panel.add_subparsers(dest="panel_command", required=True)
     sync = panel_commands.add_parser(
@@ -331,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import", help="adopt the panel's accounts that carry a telegramId as customers"
     )
     args = parser.parse_args(argv)
+    if args.command == "check":
+        # Before load_config below: check() reads the environment as `shop run` would and
+        # reports the catalog's problems as well, not only the first ConfigError.
+        return check(os.environ)
 
     try:
         config = load_config(os.environ, args.command)
