@@ -388,6 +388,18 @@ VARIABLES: tuple[Var, ...] = (
         default="90",
     ),
     Var(
+        "BACKUP_DIR",
+        "where `shop backup` writes its pg_dump archives; unset = SHOP_DATA_DIR/backups",
+        Path,
+    ),
+    Var(
+        "BACKUP_KEEP",
+        "how many of the newest backups to keep; older shop-*.dump files are deleted",
+        integer(1, 10_000),
+        default="7",
+    ),
+    Var("SCHEDULE_BACKUP", "cron: run `shop backup`; unset = no scheduled backups", cron),
+    Var(
         "ADMIN_CHAT_ID",
         "a chat (a group, or an operator) where alerts are posted too; unset = log only",
         chat,
@@ -455,6 +467,9 @@ class Config:
     schedule_cleanup_state: str
     schedule_cleanup_events: str
     payment_event_retention_days: int
+    backup_dir: Path
+    backup_keep: int
+    schedule_backup: str | None
 
     @property
     def payment_providers(self) -> tuple[str, ...]:
@@ -490,6 +505,8 @@ def load_config(environ: Mapping[str, str], command: str = "run") -> Config:
     problems += _cross_checks(values)
     if problems:
         raise ConfigError(problems)
+    if values["backup_dir"] is None:  # unset: beside the embedded database, on its volume
+        values["backup_dir"] = values["shop_data_dir"] / "backups"
     return Config(**values)
 
 

@@ -1,6 +1,7 @@
 """The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema,
 ``shop panel sync [--dry-run]`` repairs the panel, ``shop panel import`` adopts its users,
-``shop check`` checks the environment and the catalog, ``shop --version`` names the version.
+``shop check`` checks the environment and the catalog, ``shop --version`` names the version,
+``shop backup`` saves the database and ``shop restore FILE [--force]`` brings it back.
 
 ``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
 order (database, store, actors, then intake: the HTTP server and the Telegram poller)
@@ -21,6 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import attrs
 import trio
@@ -38,6 +40,7 @@ from .actors.timer import Job, run_timer
 from .actors.user import KIND as USER
 from .actors.user import MarkBlocked, user_kind
 from .app import App
+from .backup import backup, restore
 from .catalog import Catalog, load_catalog
 from .check import check
 from .clock import SystemClock, WallClock
@@ -319,6 +322,20 @@ async def _panel_import(config: Config) -> None:
         print(f"{adopted} accounts adopted")
 
 
+async def _backup(config: Config) -> None:
+    """``shop backup``: prints the path of the archive it wrote."""
+    async with open_database(config) as url:
+        path = await backup(url, config.backup_dir, config.backup_keep, SystemClock())
+    print(path)
+
+
+async def _restore(config: Config, file: Path, force: bool) -> None:
+    """``shop restore FILE [--force]`` (the next ``shop run`` updates the schema)."""
+    async with open_database(config) as url:
+        await restore(url, file, force=force)
+    log.info("restored %s", file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -338,6 +355,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sync.add_argument("--dry-run", action="store_true", help="only print what differs")
     panel_commands.add_parser(
         "import", help="adopt the panel's accounts that carry a telegramId as customers"
+    )
+    commands.add_parser(
+        "backup", help="write a pg_dump archive into BACKUP_DIR; keep the newest BACKUP_KEEP"
+    )
+    restoring = commands.add_parser(
+        "restore", help="restore a `shop backup` archive into an empty database"
+    )
+    restoring.add_argument("file", type=Path, help="the archive, a shop-*.dump file")
+    restoring.add_argument(
+        "--force", action="store_true", help="replace the data of a database that holds some"
     )
     args = parser.parse_args(argv)
     if args.command == "check":
@@ -359,6 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             trio.run(_panel_import, config)
         elif args.command == "panel":
             trio.run(_panel_sync, config, catalog, args.dry_run)
+        elif args.command == "backup":
+            trio.run(_backup, config)
+        elif args.command == "restore":
+            trio.run(_restore, config, args.file, args.force)
         else:
             trio.run(_migrate, config)
     except BaseException as exc:

@@ -125,3 +125,26 @@ def test_env_example_and_readme_list_every_variable() -> None:
     assert listed == names
     for name in names:
         assert f"`{name}`" in readme, name
+
+
+def test_backups_go_beside_the_embedded_database_unless_told() -> None:
+    config = load_config({}, "backup")
+    assert config.backup_dir == Path("./var/backups")
+    assert (config.backup_keep, config.schedule_backup) == (7, None)
+    assert load_config({"SHOP_DATA_DIR": "/data"}, "backup").backup_dir == Path("/data/backups")
+    told = load_config({"SHOP_DATA_DIR": "/data", "BACKUP_DIR": "/backups"}, "backup")
+    assert told.backup_dir == Path("/backups")
+
+
+@pytest.mark.parametrize(("name", "value"), [("BACKUP_KEEP", "0"), ("SCHEDULE_BACKUP", "daily")])
+def test_bad_backup_settings_are_reported(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value}, "backup")
+
+
+def test_the_backup_job_runs_only_when_scheduled() -> None:
+    from shop.actors.jobs import default_jobs
+
+    assert "backup" not in [job.name for job in default_jobs(load_config({}, "migrate"))]
+    scheduled = default_jobs(load_config({"SCHEDULE_BACKUP": "30 4 * * *"}, "migrate"))
+    assert [(job.name, job.cron) for job in scheduled][-1] == ("backup", "30 4 * * *")

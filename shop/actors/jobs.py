@@ -11,6 +11,8 @@
   heard of (``actors.stars``), duplicate charges' refunds retried; stale pending
   payments expired or re-checked; leftover notices.
 - ``cleanup_state`` (02:00) and ``cleanup_events`` (03:00).
+- ``backup`` (only when ``SCHEDULE_BACKUP`` is set): ``shop backup``, see ``shop.backup``;
+  a failure is logged as an ``ALERT``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 from typing import NoReturn
 
 from ..app import App
+from ..backup import backup_job
 from ..config import Config
 from ..errors import StoreUnavailable
 from ..store import customers, ledger, notices, payments, upkeep
@@ -39,13 +42,16 @@ NOTICE_BATCH = 200
 
 
 def default_jobs(config: Config) -> list[Job]:
-    return [
+    jobs = [
         Job("expiry", config.schedule_expiry, expiry),
         Job("reminders", config.schedule_reminders, reminders),
         Job("sweep", config.schedule_sweep, sweep),
         Job("cleanup_state", config.schedule_cleanup_state, cleanup_state),
         Job("cleanup_events", config.schedule_cleanup_events, cleanup_events),
     ]
+    if config.schedule_backup is not None:
+        jobs.append(Job("backup", config.schedule_backup, backup_job))
+    return jobs
 
 
 async def expiry(app: App, slot: dt.datetime) -> str:
