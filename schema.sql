@@ -295,3 +295,28 @@ CREATE TABLE IF NOT EXISTS channel_members (
 CREATE INDEX IF NOT EXISTS channel_removals_due ON channel_members (remove_at)
     WHERE remove_at IS NOT NULL;
 
+-- Broadcasts: one row per recipient (the audience as it was at creation), leased while
+-- sent, given its outcome only once Telegram answered; a row without one is still owed.
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id          BIGSERIAL PRIMARY KEY,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'canceled')),
+    audience    TEXT NOT NULL,
+    language    TEXT,
+    message     JSONB NOT NULL,   -- {"text", "button"?: {"text", "url"}, "photo_url"?}
+    created_at  TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS broadcast_recipients (
+    broadcast_id  BIGINT NOT NULL REFERENCES broadcasts (id),
+    telegram_id   BIGINT NOT NULL REFERENCES customers (telegram_id),
+    outcome       TEXT CHECK (outcome IN ('sent', 'blocked', 'failed')),  -- NULL: owed
+    error         TEXT,                 -- Telegram's reason for a 400
+    claimed_until TIMESTAMPTZ,
+    claimed_by    INTEGER,              -- a shop instance (store.instance)
+    done_at       TIMESTAMPTZ,
+    PRIMARY KEY (broadcast_id, telegram_id)
+);
+CREATE INDEX IF NOT EXISTS broadcast_recipients_owed
+    ON broadcast_recipients (broadcast_id, telegram_id) WHERE outcome IS NULL;
+CREATE INDEX IF NOT EXISTS broadcasts_running ON broadcasts (id) WHERE status = 'running';
+

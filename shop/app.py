@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from .actors.broadcast import Broadcaster
 from .actors.courier import Courier
 from .actors.runtime import Registry
 from .catalog import Catalog
@@ -40,5 +41,7 @@ class App:
     notices_due: Wakeup
     #: poked after every change of a subscription, so the fulfilment actor applies it
     fulfilment_due: Wakeup
+    #: sends running broadcasts; ``broadcaster.due`` is poked by the API and the sweep
+    broadcaster: Broadcaster
     #: this running shop's id in the database (``store.instance``): it holds leases
     instance: int

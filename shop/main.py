@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from .actors.alerts import AlertRelay
+from .actors.broadcast import Broadcaster
 from .actors.courier import Courier
 from .actors.fulfilment import import_accounts, run_fulfilment, sync_everyone
 from .actors.jobs import default_jobs, run_notice_deliverer
@@ -146,6 +147,7 @@ async def serve_shop(
                         bot,
                         global_rate=config.telegram_global_rate,
                         paid_broadcast=config.telegram_paid_broadcast,
+                        bulk_headroom=max(1, config.telegram_global_rate // 10),
                         on_blocked=partial(_report_blocked, actors),
                         on_event=metrics.outbox_event,
                         rng=rng,
@@ -175,6 +177,7 @@ async def serve_shop(
                         courier=courier,
                         notices_due=notices_due,
                         fulfilment_due=Wakeup(),
+                        broadcaster=Broadcaster(store, outbox, wall, instance, Wakeup()),
                         instance=instance,
                     )
                     courier.render = partial(render_notice, app)
@@ -204,6 +207,7 @@ async def serve_shop(
                         intake.start_soon(_until, stop, run_reconciler, app)
                         intake.start_soon(_until, stop, run_notice_deliverer, app)
                         intake.start_soon(_until, stop, run_fulfilment, app)
+                        intake.start_soon(_until, stop, app.broadcaster.run)
                         intake.start_soon(
                             _until, stop, run_timer, app, jobs or default_jobs(config)
                         )

@@ -79,6 +79,7 @@ async def sweep(app: App, slot: dt.datetime) -> str:
     rechecks = await app.store.run(upkeep.recheck_overdue, now)
     if rechecks:
         app.checks_due.poke()
+    app.broadcaster.due.poke()  # resume running broadcasts: a dead instance's rows, retries
     delivered = await deliver_notices(app)
     repaired = 0
     if app.fulfilment.name != "none":

@@ -45,9 +45,10 @@ async def reconcile_stars(app: App) -> int:
         transactions = page.get("transactions", []) if isinstance(page, dict) else []
         for transaction in transactions:
             await _hand_over(app, transaction)
-        seen += len(transactions)
-        read += len(transactions)
-        await app.store.run(stars.saw_transactions, bot_id, seen)
+        if transactions:
+            seen += len(transactions)
+            read += len(transactions)
+            await app.store.run(stars.saw_transactions, bot_id, seen)
         if len(transactions) < PAGE:
             return read
 

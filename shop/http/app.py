@@ -14,6 +14,7 @@ from ..app import App
 from ..errors import StoreUnavailable
 from ..logs import redact
 from .admin import admin_api, bearer_matches
+from .broadcasts import broadcasts_api
 from .panel import panel_webhooks
 from .webhooks import webhooks
 
@@ -73,6 +74,7 @@ def create_app(app: App) -> QuartTrio:
         return Response(page, content_type="text/html; charset=utf-8")
 
     web.register_blueprint(admin_api(app))
+    web.register_blueprint(broadcasts_api(app, app.broadcaster.due.poke))
     web.register_blueprint(panel_webhooks(app))  # before the providers' /webhooks/<name>
     web.register_blueprint(webhooks(app))
     return web

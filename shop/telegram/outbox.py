@@ -9,6 +9,10 @@ wait on a broadcast to see a button respond.
 
 Three lanes, served in this order: ``ANSWER``, ``INTERACTIVE`` (replies to a
 customer), ``BULK`` (broadcasts, reminders). Up to ``concurrency`` calls run at once.
+``BULK`` starts a call only while fewer than :attr:`Outbox.bulk_rate` (the global rate
+minus ``bulk_headroom``, which ``shop.main`` sets) were started in the last second: the
+rest of every second is kept for replies, so a customer who presses a button during a
+broadcast is answered at once rather than behind a second's worth of broadcast.
 
 Failures: 429 waits exactly ``retry_after`` and repeats the call; 403 reports the chat
 as blocked through ``on_blocked``; "message is not modified" counts as success; a group
@@ -28,6 +32,7 @@ import enum
 import heapq
 import itertools
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -162,9 +167,12 @@ class Outbox:
         chat_interval: float = 1.0,
         group_interval: float = 3.0,
         max_attempts: int = 5,
+        bulk_headroom: int = 0,
     ) -> None:
         self._bot = bot
         self._rate = global_rate
+        #: Calls a second kept from the bulk lane for replies (``shop.main`` sets a tenth).
+        self.bulk_headroom = bulk_headroom
         self._paid_broadcast = paid_broadcast
         self._on_blocked = on_blocked
         self._on_event = on_event
@@ -179,7 +187,10 @@ class Outbox:
         self._ready: tuple[deque[_Chat], deque[_Chat], deque[_Chat]] = (deque(), deque(), deque())
         self._timers: list[tuple[float, int, _Chat]] = []
         self._seq = itertools.count()
-        self._window: deque[float] = deque()  # start times of limited calls, last second
+        # When each limited call of the last second started: a one-item list, inf until its
+        # task runs (under load that is later than its dispatch, and the limit is about
+        # the calls Telegram sees, so a call counts from when it really starts).
+        self._window: deque[list[float]] = deque()
         self._in_flight = 0
         self._queued = 0
         self._changed = trio.Event()
@@ -187,6 +198,11 @@ class Outbox:
         self._idle.set()
 
     # -- the public side -------------------------------------------------------------
+
+    @property
+    def bulk_rate(self) -> int:
+        """At most this many bulk calls start in any one second (the broadcast budget)."""
+        return max(1, self._rate - self.bulk_headroom)
 
     async def send(
         self, method: str, params: dict[str, Any], *, lane: Lane = Lane.INTERACTIVE
@@ -268,20 +284,22 @@ class Outbox:
             else:
                 self._schedule(chat)
         while self._unlimited and self._in_flight < self._concurrency:
-            self._start(nursery, self._unlimited.popleft(), None)
-        for ready in self._ready:
-            while ready and self._in_flight < self._concurrency and self._window_open(now):
+            self._start(nursery, self._unlimited.popleft(), None, None)
+        for lane, ready in zip(Lane, self._ready, strict=True):
+            limit = self.bulk_rate if lane is Lane.BULK else self._rate
+            while ready and self._in_flight < self._concurrency and self._window_open(now, limit):
                 chat = ready.popleft()
                 chat.scheduled = False
-                self._window.append(now)
+                stamp = [math.inf]
+                self._window.append(stamp)
                 chat.busy = True
                 chat.next_at = now + self._interval(chat.chat_id)
-                self._start(nursery, chat.pop(), chat)
+                self._start(nursery, chat.pop(), chat, stamp)
 
-    def _window_open(self, now: float) -> bool:
-        while self._window and self._window[0] <= now - 1.0:
+    def _window_open(self, now: float, limit: int | None = None) -> bool:
+        while self._window and self._window[0][0] <= now - 1.0:
             self._window.popleft()
-        return len(self._window) < self._rate
+        return len(self._window) < (self._rate if limit is None else limit)
 
     def _next_wake(self) -> float:
         wake = float("inf")
@@ -289,19 +307,24 @@ class Outbox:
             wake = self._timers[0][0]
         waiting = any(self._ready) and self._in_flight < self._concurrency
         if waiting and self._window:
-            wake = min(wake, self._window[0] + 1.0)
+            wake = min(wake, self._window[0][0] + 1.0)
         return wake
 
     def _interval(self, chat_id: int) -> float:
         return self._group_interval if chat_id < 0 else self._chat_interval
 
-    def _start(self, nursery: trio.Nursery, call: _Call, chat: _Chat | None) -> None:
+    def _start(
+        self, nursery: trio.Nursery, call: _Call, chat: _Chat | None, stamp: list[float] | None
+    ) -> None:
         self._in_flight += 1
         self._queued -= 1
         self._room.release()
-        nursery.start_soon(self._deliver, call, chat)
+        nursery.start_soon(self._deliver, call, chat, stamp)
 
-    async def _deliver(self, call: _Call, chat: _Chat | None) -> None:
+    async def _deliver(self, call: _Call, chat: _Chat | None, stamp: list[float] | None) -> None:
+        if stamp is not None:
+            stamp[0] = trio.current_time()
+            self._changed.set()  # the dispatcher may wait on this stamp
         try:
             call.result = await outcome.acapture(self._call_with_retries, call, chat)
         finally:
@@ -377,8 +400,8 @@ class Outbox:
             return
         await trio.sleep_until(max(trio.current_time() + seconds, chat.next_at))
         while not self._window_open(now := trio.current_time()):  # noqa: ASYNC110 - waits on time
-            await trio.sleep(self._window[0] + 1.0 - now)
-        self._window.append(now)
+            await trio.sleep(self._window[0][0] + 1.0 - now)
+        self._window.append([now])
         chat.next_at = now + self._interval(chat.chat_id)
 
     def _backoff(self, failures: int) -> float:
