@@ -207,7 +207,7 @@ async def serve_shop(
                         intake.start_soon(_until, stop, run_reconciler, app)
                         intake.start_soon(_until, stop, run_notice_deliverer, app)
                         intake.start_soon(_until, stop, run_fulfilment, app)
-                        intake.start_soon(_until, stop, app.broadcaster.run)
+                        intake.start_soon(app.broadcaster.run, stop)  # stops by itself
                         intake.start_soon(
                             _until, stop, run_timer, app, jobs or default_jobs(config)
                         )

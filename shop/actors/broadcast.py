@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from typing import Any, NoReturn
+from typing import Any
 
 import trio
 
@@ -74,22 +74,45 @@ class Broadcaster:
         self._failed: list[Recipient] = []
         self._answered = trio.Event()
         self._sending = False
+        self._stopping = False
+        self._claiming: trio.CancelScope | None = None  # the leasing under way, if any
 
     async def run(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> NoReturn:
-        """Send what is owed, for as long as the shop runs."""
+        self,
+        stop: trio.Event | None = None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Send what is owed until ``stop`` is set; then lease nothing more, wait for the
+        answers to what is in hand and write them down (so a graceful stop repeats
+        nothing), and return."""
+        if stop is None:
+            stop = trio.Event()  # runs until cancelled (bench/)
         task_status.started()
-        while True:
-            try:
-                await self.send_owed()
-                free_at = await self._store.run_statement(broadcasts.next_free, self._clock.now())
-            except StoreUnavailable as exc:
-                log.warning("broadcasts: database unreachable (%s); retrying in 30 s", exc)
-                free_at = self._clock.now() + dt.timedelta(seconds=30)
-            now = self._clock.now()
-            delay = math.inf if free_at is None else (free_at - now).total_seconds()
-            await self.due.sleep(max(delay, 1.0))
+        async with trio.open_nursery() as watching:
+            watching.start_soon(self._stop_when, stop)
+            while not stop.is_set():
+                try:
+                    await self.send_owed()
+                    free_at = await self._store.run_statement(
+                        broadcasts.next_free, self._clock.now()
+                    )
+                except StoreUnavailable as exc:
+                    log.warning("broadcasts: database unreachable (%s); retrying in 30 s", exc)
+                    free_at = self._clock.now() + dt.timedelta(seconds=30)
+                if stop.is_set():
+                    break
+                now = self._clock.now()
+                delay = math.inf if free_at is None else (free_at - now).total_seconds()
+                await self.due.sleep(max(delay, 1.0))
+            watching.cancel_scope.cancel()
+
+    async def _stop_when(self, stop: trio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        if self._claiming is not None:
+            self._claiming.cancel()  # no new leases; the sends in hand finish
+        self.due.poke()
 
     async def send_owed(self) -> int:
         """Send to every owed, free recipient of the running broadcasts; returns how many
@@ -100,11 +123,15 @@ class Broadcaster:
             marking.start_soon(self._mark_answers)
             try:
                 async with trio.open_nursery() as sending:
-                    while batch := await self._claim():
-                        for recipient in batch:
-                            message = await self._message(recipient.broadcast_id)
-                            sending.start_soon(self._send, recipient, message)
-                            handed += 1
+                    with trio.CancelScope() as self._claiming:
+                        if self._stopping:  # cancelled by a stop: what was handed over stays
+                            self._claiming.cancel()
+                        while batch := await self._claim():
+                            for recipient in batch:
+                                message = await self._message(recipient.broadcast_id)
+                                sending.start_soon(self._send, recipient, message)
+                                handed += 1
+                    self._claiming = None
             finally:
                 self._sending = False
                 self._answered.set()

@@ -348,3 +348,39 @@ async def test_the_api_needs_the_token(
         assert bad.status_code == 400
         assert "Telegram HTML" in (await bad.get_json())["error"]
         assert (await client.get("/admin/api/broadcasts/12", headers=AUTH)).status_code == 404
+
+
+async def test_a_broadcast_stopped_gracefully_repeats_nothing(
+    clean_database: str, busy_hook: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    from shop.clock import TrioClock
+    from tests.conftest import START
+
+    recipients = seed(clean_database, 150)
+    clock = TrioClock.starting_at(START)
+    environ = {"ADMIN_TOKEN": TOKEN, "TELEGRAM_GLOBAL_RATE": "30"}
+    async with fake_telegram(clock) as telegram:
+        fake = telegram[0]
+        fake.delay("sendMessage", 0.5)  # answers in flight when the stop comes
+        async with (
+            running_shop(
+                clean_database, environ, telegram=telegram, clock=clock, on_busy=busy_hook
+            ) as shop,
+            broadcasting(shop) as client,
+        ):
+            broadcast = await start(client, text=TEXT, audience="all")
+            await trio.sleep(2.5)
+        # SIGTERM-like: the shop stopped; what it handed over was answered and written down
+        sent_before = len(accepted(shop))
+        assert 0 < sent_before < 150
+        fake.delay("sendMessage", 0)
+        async with (
+            running_shop(
+                clean_database, environ, telegram=telegram, clock=clock, on_busy=busy_hook
+            ) as again,
+            broadcasting(again) as client,
+        ):
+            found = await until_over(client, broadcast)
+    assert found["sent"] == 150
+    chats = [c.params["chat_id"] for c in accepted(again)]
+    assert sorted(chats) == recipients  # each exactly once: nothing repeated, none skipped
