@@ -46,8 +46,8 @@ async def run_fulfilment(app: App) -> NoReturn:
     while True:
         try:
             await apply_due(app)
-            due = await app.store.run(queue.next_due)
-            app.metrics.fulfilment_backlog.set(await app.store.run(queue.backlog))
+            due, waiting = await app.store.run(queue.outlook)
+            app.metrics.fulfilment_backlog.set(waiting)
         except StoreUnavailable as exc:
             log.warning("fulfilment: database unreachable (%s); retrying in 30 s", exc)
             due = app.clock.now() + dt.timedelta(seconds=30)
@@ -80,23 +80,35 @@ async def sync_everyone(
     report: Callable[[str], None],
 ) -> int:
     """Compare every customer's subscription with the outside world and repair what
-    differs (``shop panel sync``, and the hourly sweep); returns how many differed."""
-    after, differed = 0, 0
-    while rows := await store.run(queue.everyone, clock.now(), after, 200):
-        for wanted in rows:
-            access = _access(catalog, wanted)
+    differs (``shop panel sync``, and the hourly sweep); returns how many differed.
+
+    A page of customers at a time, :data:`CONCURRENCY` of them checked at once (the
+    panel answers one call in milliseconds; one after another, a large shop's sync
+    would take most of the hour)."""
+    differed: list[int] = []
+    limiter = trio.CapacityLimiter(CONCURRENCY)
+
+    async def check(wanted: Wanted) -> None:
+        access = _access(catalog, wanted)
+        async with limiter:
             try:
                 found = await backend.drift(access)
                 if found and not dry_run:
                     await backend.apply(access)
             except FulfilmentFailed as exc:
                 report(f"{wanted.telegram_id}: not checked: {exc.reason}")
-                continue
-            if found:
-                differed += 1
-                report(f"{wanted.telegram_id}: " + "; ".join(found))
+                return
+        if found:
+            differed.append(wanted.telegram_id)
+            report(f"{wanted.telegram_id}: " + "; ".join(found))
+
+    after = 0
+    while rows := await store.run(queue.everyone, clock.now(), after, 200):
+        async with trio.open_nursery() as nursery:
+            for wanted in rows:
+                nursery.start_soon(check, wanted)
         after = rows[-1].telegram_id
-    return differed
+    return len(differed)
 
 
 def _access(catalog: Catalog, wanted: Wanted) -> Access:

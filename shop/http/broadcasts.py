@@ -22,7 +22,7 @@ from quart.typing import ResponseReturnValue
 
 from ..app import App
 from ..store import broadcasts
-from .admin import bearer_matches
+from .admin import admin_only
 
 _ID = re.compile(r"[0-9]{1,18}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})?")
@@ -38,14 +38,7 @@ def broadcasts_api(app: App, poke: Callable[[], None] | None = None) -> Blueprin
     """The blueprint; ``poke`` wakes the broadcaster when a broadcast is created."""
     api = Blueprint("broadcasts_api", __name__, url_prefix="/admin/api/broadcasts")
 
-    @api.before_request
-    async def authorise() -> ResponseReturnValue | None:
-        expected = app.config.admin_token
-        if not expected:
-            return {"error": "not found"}, 404
-        if not bearer_matches(request.headers.get("Authorization"), expected):
-            return {"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"}
-        return None
+    api.before_request(admin_only(app))
 
     @api.post("")
     async def create() -> ResponseReturnValue:

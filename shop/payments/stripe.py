@@ -130,7 +130,7 @@ class Stripe:
             raise WebhookRejected("stripe: no signature matches")
         # As stripe-python's WebhookSignature.verify_header (stripe/_webhook.py, read at
         # commit 016aa9f02f53201066cb188437fd00605724b365): after the signature matched,
-        # ``if tolerance and timestamp < time.time() - tolerance: raise``. Only a delivery
+        # "if tolerance and timestamp < (the current time) - tolerance: raise". Only a delivery
         # signed too long ago is refused (a replay); a timestamp ahead of our clock (the
         # sender's clock runs fast, or ours slow) is accepted.
         if self.tolerance and timestamp < self._clock.now().timestamp() - self.tolerance:

@@ -180,3 +180,8 @@ def adopt(
         (telegram_id, backend, account, now),
     )
     return True
+
+
+def outlook(conn: Connection) -> tuple[dt.datetime | None, int]:
+    """When the next customer is due, and how many wait: one unit of work for the actor."""
+    return next_due(conn), backlog(conn)

@@ -10,6 +10,7 @@ import psycopg
 import trio
 
 from tests.fakes.panels.remnawave import TOKEN, FakeRemnawave
+from tests.fulfilment.test_remnawave import AS_AN_OPERATOR
 from tests.test_main import ROOT
 
 ANN = 1001
@@ -64,11 +65,7 @@ async def test_panel_import_adopts_and_says_so(clean_database: str, nursery: tri
 
     panel = FakeRemnawave(version="2.8.1")
     await nursery.start(panel.serve)
-    headers = {
-        "Authorization": f"Bearer {TOKEN}",
-        "X-Forwarded-For": "10.0.0.1",
-        "X-Forwarded-Proto": "https",
-    }
+    headers = AS_AN_OPERATOR
     async with httpx.AsyncClient() as http:
         made = await http.post(
             f"{panel.base_url}/api/users",

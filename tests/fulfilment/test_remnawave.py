@@ -30,6 +30,12 @@ GB = 1024**3
 DAY = dt.timedelta(days=1)
 SECRET = "wHsEcReT0123456789abcdefghijklmnopqrstuv"
 SQUAD = DEFAULT_SQUAD[0]
+#: What an operator's own client (or another bot) sends the panel, to change it by hand.
+AS_AN_OPERATOR = {
+    "Authorization": f"Bearer {TOKEN}",
+    "X-Forwarded-For": "10.0.0.1",
+    "X-Forwarded-Proto": "https",
+}
 CATALOG = f"""
 [trial]
 days = 3
@@ -251,11 +257,7 @@ async def test_two_clients_racing_create_one_account(
 async def test_an_account_of_another_telegram_id_is_left_alone(
     panel: FakeRemnawave, autojump_clock: trio.testing.MockClock
 ) -> None:
-    headers = {
-        "Authorization": f"Bearer {TOKEN}",
-        "X-Forwarded-For": "10.0.0.1",
-        "X-Forwarded-Proto": "https",
-    }
+    headers = AS_AN_OPERATOR
     access = Access(ANN, True, START + 30 * DAY, False, Limits(), 1)
     async with httpx.AsyncClient() as http:
         # Another bot made tg_1001 for its own customer 99.
@@ -283,11 +285,7 @@ async def test_sync_repairs_each_kind_of_drift(
             await buy(customer)
         panel.delete_by_hand("tg_1001")  # missing account
         panel.disable_by_hand("tg_2002")  # wrong status
-        headers = {
-            "Authorization": f"Bearer {TOKEN}",
-            "X-Forwarded-For": "10.0.0.1",
-            "X-Forwarded-Proto": "https",
-        }
+        headers = AS_AN_OPERATOR
         for change in (
             {"username": "tg_3003", "expireAt": "2031-01-01T00:00:00.000Z"},  # wrong expiry
             {"username": "tg_4004", "hwidDeviceLimit": 10},  # wrong limits
@@ -352,11 +350,7 @@ async def test_import_adopts_another_bots_accounts_without_duplicates(
 ) -> None:
     from shop.actors.fulfilment import import_accounts
 
-    headers = {
-        "Authorization": f"Bearer {TOKEN}",
-        "X-Forwarded-For": "10.0.0.1",
-        "X-Forwarded-Proto": "https",
-    }
+    headers = AS_AN_OPERATOR
     later = (START + 40 * DAY).isoformat().replace("+00:00", "Z")
     async with shop_with_panel() as shop, httpx.AsyncClient() as http:
         for body in (  # what another bot left on the panel
