@@ -196,3 +196,31 @@ async def test_a_charge_for_nothing_of_ours_is_alerted_once(
         await trio.sleep(3 * 3600)  # three sweeps
         assert caplog.text.count("for unknown payment not-a-payment") == 1
         assert shop.query("SELECT count(*) FROM payments") == [(0,)]
+
+
+async def test_a_refund_never_delivered_is_found_by_the_sweep(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    import httpx
+
+    from tests.fakes.telegram import TOKEN
+
+    async with shop_at(poll_timeout=86_400) as shop:
+        ann, payment_id, charge_id = await bought(shop)
+        paid_until = expiry(shop)
+        assert paid_until is not None
+        # Refunded by another tool with the bot's token: Telegram records it, but the
+        # refunded_payment update never reaches the shop.
+        async with httpx.AsyncClient(base_url=f"{shop.telegram.base_url}/bot{TOKEN}/") as api:
+            answer = await api.post(
+                "refundStarPayment", json={"user_id": ANN, "telegram_payment_charge_id": charge_id}
+            )
+            assert answer.json()["ok"] is True
+        assert row(shop, "SELECT status FROM payments WHERE id = %s", payment_id) == ("completed",)
+        await trio.sleep(3600)  # the hourly sweep reads the outgoing transaction
+        assert row(shop, "SELECT status FROM payments WHERE id = %s", payment_id) == ("refunded",)
+        assert row(shop, "SELECT reversed_at IS NOT NULL FROM grants") == (True,)
+        assert expiry(shop) < paid_until  # the days paid for are taken back
+        assert said(ann, "Refund of") == 1
+        await trio.sleep(3600)  # read again: applied once
+        assert said(ann, "Refund of") == 1

@@ -220,6 +220,13 @@ async def test_panel_webhooks_are_signed_and_acted_on(
             assert answer.status_code == 200
         await ann.settle()
         assert sum("traffic has run out" in t for t in ann.texts()) == 1
+        headers, body = panel.webhook(
+            "user.bandwidth_usage_threshold_reached", "tg_1001", secret=SECRET
+        )
+        answer = await http.post("/webhooks/remnawave", content=body, headers=headers)
+        assert answer.status_code == 200
+        await ann.settle()
+        assert sum("Most of your VPN traffic is used up" in t for t in ann.texts()) == 1
         assert "buy" in ann.buttons()
         panel.disable_by_hand("tg_1001")
         headers, body = panel.webhook("user.disabled", "tg_1001", secret=SECRET)
@@ -454,3 +461,56 @@ async def test_two_shops_on_one_database_make_one_account(
         assert a.query("SELECT count(*) FROM fulfilment_queue WHERE version = applied_version") == [
             (20,)
         ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ((200, {"response": {"version": "3.3.2"}}), "3.3.2"),
+        ((200, {"response": {"version": "2.8.1"}}), "2.8.1"),
+        ((404, {"message": "Cannot GET /api/system/metadata"}), "2.2-2.4"),  # before 2.5.0
+        ((200, {"response": {"version": "1.6.3"}}), None),
+        ((200, {"response": {"version": "2.1.0"}}), None),
+        ((200, {"response": {"version": "4.0.0"}}), None),
+    ],
+)
+async def test_the_panel_version_is_read_and_an_unsupported_one_stops_the_start(
+    answer: tuple[int, dict[str, Any]], verdict: str | None
+) -> None:
+    from shop.errors import StartupFailed
+
+    status, body = answer
+    seen: list[httpx.Request] = []
+
+    def metadata(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(metadata)) as http:
+        panel = Remnawave(http, url="https://panel.example", token=TOKEN)
+        if verdict is None:
+            with pytest.raises(StartupFailed, match="not supported") as failed:
+                await panel.check()
+            assert failed.value.code == 2
+        else:
+            assert await panel.check() == verdict
+    assert seen[0].url.path == "/api/system/metadata"
+    assert seen[0].headers["x-forwarded-proto"] == "https"
+
+
+async def test_a_caddy_portal_needs_its_api_key(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery, httpx.AsyncClient() as http:
+        panel = FakeRemnawave(
+            caddy_token="caddy-key-0123456789", clock=TrioClock.starting_at(START)
+        )
+        await nursery.start(panel.serve)
+        access = Access(ANN, True, START + 30 * DAY, False, Limits(), 1)
+        with pytest.raises(FulfilmentFailed):
+            await Remnawave(http, url=panel.base_url, token=TOKEN).apply(access)
+        assert "tg_1001" not in panel.users
+        client = Remnawave(
+            http, url=panel.base_url, token=TOKEN, caddy_token="caddy-key-0123456789"
+        )
+        await client.apply(access)
+        assert panel.users["tg_1001"]["status"] == "ACTIVE"
+        nursery.cancel_scope.cancel()
