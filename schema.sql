@@ -320,3 +320,36 @@ CREATE INDEX IF NOT EXISTS broadcast_recipients_owed
     ON broadcast_recipients (broadcast_id, telegram_id) WHERE outcome IS NULL;
 CREATE INDEX IF NOT EXISTS broadcasts_running ON broadcasts (id) WHERE status = 'running';
 
+
+-- Operators (shop/admin): a banned customer sees one short notice and nothing else, and
+-- has no access at the fulfilment backend; ban_noticed is set once the notice went out.
+ALTER TABLE customers ADD COLUMN IF NOT EXISTS banned BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE customers ADD COLUMN IF NOT EXISTS ban_noticed BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX IF NOT EXISTS customers_by_username ON customers (lower(username));
+CREATE INDEX IF NOT EXISTS customers_by_first_seen ON customers (first_seen);
+-- why an operator adjusted a balance (ledger reason 'adjustment')
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS note TEXT;
+
+-- Every operator action, written in the transaction that does it. ``key`` is unique per
+-- action as the operator asked for it (the pressed button's nonce, or the message that
+-- carried the input), so a double tap or a replayed update does it once.
+CREATE TABLE IF NOT EXISTS audit (
+    id          BIGSERIAL PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    admin_id    BIGINT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    before      JSONB,
+    after       JSONB,
+    at          TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at DESC, id DESC);
+
+-- A broadcast composed in Telegram reports to its operator: the progress message edited
+-- while it runs, and a summary once it ended (summary_sent_at, so a restart sends one).
+ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS created_by BIGINT;
+ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS progress_chat_id BIGINT;
+ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS progress_message_id BIGINT;
+ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS summary_sent_at TIMESTAMPTZ;
+-- how often a send to this recipient failed for now (network, 5xx); given up after a few
+ALTER TABLE broadcast_recipients ADD COLUMN IF NOT EXISTS attempts INTEGER NOT NULL DEFAULT 0;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from .actors.broadcast import Broadcaster
+from .actors.broadcast_progress import ProgressReporter
 from .actors.courier import Courier
 from .actors.runtime import Registry
 from .catalog import Catalog
@@ -43,5 +44,7 @@ class App:
     fulfilment_due: Wakeup
     #: sends running broadcasts; ``broadcaster.due`` is poked by the API and the sweep
     broadcaster: Broadcaster
+    #: shows a broadcast composed in Telegram to its operator; ``due`` is poked on creation
+    broadcast_progress: ProgressReporter
     #: this running shop's id in the database (``store.instance``): it holds leases
     instance: int

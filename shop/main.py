@@ -1,7 +1,11 @@
-"""The ``shop`` command: ``shop run`` serves the shop, ``shop migrate`` applies the schema,
+"""The ``shop`` command: ``shop run`` serves the shop, ``shop sandbox`` tries it out offline,
+``shop migrate`` applies the schema,
 ``shop panel sync [--dry-run]`` repairs the panel, ``shop panel import`` adopts its users,
 ``shop check`` checks the environment and the catalog, ``shop --version`` names the version,
 ``shop backup`` saves the database and ``shop restore FILE [--force]`` brings it back.
+
+``shop sandbox`` runs the same shop with everything it talks to standing in on this machine
+(see :mod:`shop.sandbox`), and a web chat to try it in.
 
 ``shop run`` is one ``trio.run`` with one root nursery. Parts start in dependency
 order (database, store, actors, then intake: the HTTP server and the Telegram poller)
@@ -29,6 +33,7 @@ import trio
 
 from .actors.alerts import AlertRelay
 from .actors.broadcast import Broadcaster
+from .actors.broadcast_progress import ProgressReporter
 from .actors.courier import Courier
 from .actors.fulfilment import import_accounts, run_fulfilment, sync_everyone
 from .actors.jobs import default_jobs, run_notice_deliverer
@@ -56,6 +61,8 @@ from .http.serve import serve_http
 from .logs import setup_logging
 from .metrics import Metrics
 from .payments.gateways import open_gateways
+from .sandbox.run import serve_sandbox
+from .sandbox.settings import Sandbox, sandbox_config
 from .store import Store, apply_schema, open_embedded_postgres, open_store
 from .store.instance import open_instance
 from .store.pool import BusyHook
@@ -116,12 +123,16 @@ async def serve_shop(
     jobs: Sequence[Job] | None = None,
     fulfilment: Fulfilment | None = None,
     poll_timeout: int = 50,
+    http: Callable[..., Awaitable[None]] = serve_http,
+    timer: Callable[[App, Sequence[Job]], Awaitable[object]] = run_timer,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole shop until ``stop`` is set, then shut down within the grace period.
 
     ``on_update_handled`` also hears each update's latency (for ``bench/``);
-    ``store_timeout`` is how long to wait for a database connection.
+    ``store_timeout`` is how long to wait for a database connection; ``http`` serves the
+    HTTP app and ``timer`` runs the jobs (``shop sandbox`` adds its web chat to the one and
+    restarts the other when its clock jumps).
     """
     assert config.telegram_token is not None
     rng = rng or random.Random()
@@ -177,7 +188,10 @@ async def serve_shop(
                         courier=courier,
                         notices_due=notices_due,
                         fulfilment_due=Wakeup(),
-                        broadcaster=Broadcaster(store, outbox, wall, instance, Wakeup()),
+                        broadcaster=Broadcaster(
+                            store, outbox, wall, instance, Wakeup(), metrics.broadcast_outcome
+                        ),
+                        broadcast_progress=ProgressReporter(store, outbox, wall),
                         instance=instance,
                     )
                     courier.render = partial(render_notice, app)
@@ -202,15 +216,14 @@ async def serve_shop(
                     )
                     http_stop = trio.Event()
                     async with trio.open_nursery() as intake:
-                        urls = await intake.start(serve_http, app, http_stop)
+                        urls = await intake.start(http, app, http_stop)
                         intake.start_soon(poller.run, stop)
                         intake.start_soon(_until, stop, run_reconciler, app)
                         intake.start_soon(_until, stop, run_notice_deliverer, app)
                         intake.start_soon(_until, stop, run_fulfilment, app)
                         intake.start_soon(app.broadcaster.run, stop)  # stops by itself
-                        intake.start_soon(
-                            _until, stop, run_timer, app, jobs or default_jobs(config)
-                        )
+                        intake.start_soon(_until, stop, app.broadcast_progress.run)
+                        intake.start_soon(_until, stop, timer, app, jobs or default_jobs(config))
                         task_status.started(Running(app, urls))
                         await stop.wait()
                         log.info(
@@ -286,6 +299,14 @@ async def _run(config: Config, catalog: Catalog) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def _sandbox(sandbox: Sandbox, catalog: Catalog) -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop, nursery.cancel_scope.cancel)
+        await serve_sandbox(sandbox, stop, serve_shop=serve_shop, catalog=catalog)
+        nursery.cancel_scope.cancel()
+
+
 async def _migrate(config: Config) -> None:
     async with open_database(config) as url, open_store(url) as store:
         await apply_schema_patiently(store, patience=10.0)
@@ -347,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the shop")
+    trying = commands.add_parser(
+        "sandbox",
+        help="the shop offline with a web chat, stand-in Telegram, providers and panel",
+    )
+    trying.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    trying.add_argument("--port", type=int, default=8080, help="port to bind (8080; 0: any)")
     commands.add_parser("migrate", help="apply schema.sql to the database")
     commands.add_parser(
         "check", help="check the environment and the catalog as `shop run` would, start nothing"
@@ -376,8 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # reports the catalog's problems as well, not only the first ConfigError.
         return check(os.environ)
 
+    sandbox: Sandbox | None = None
     try:
-        config = load_config(os.environ, args.command)
+        if args.command == "sandbox":
+            sandbox = sandbox_config(os.environ, host=args.host, port=args.port)
+            config = sandbox.config
+        else:
+            config = load_config(os.environ, args.command)
         catalog = load_catalog(config.shop_catalog)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
@@ -386,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             trio.run(_run, config, catalog)
+        elif sandbox is not None:
+            trio.run(_sandbox, sandbox, catalog)
         elif args.command == "panel" and args.panel_command == "import":
             trio.run(_panel_import, config)
         elif args.command == "panel":

@@ -88,6 +88,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.broadcast_recipients = Counter(
+            "shop_broadcast_recipients",
+            "Broadcast sends by result (sent, blocked, failed; retry: to be tried again)",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def broadcast_outcome(self, result: str) -> None:
+        self.broadcast_recipients.labels(result).inc()
+
     def outbox_event(self, lane: str, result: str) -> None:
         self.outbox_calls.labels(lane, result).inc()
 

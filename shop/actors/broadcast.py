@@ -6,9 +6,9 @@ second's worth of owed recipients at a time, hands each message to the outbox's 
 for Telegram's answer; only then is the recipient's outcome written, many per statement:
 ``sent``, ``blocked`` (403: the customer is marked blocked too) or ``failed`` (400, with
 the reason). A send that failed otherwise (network, 5xx after the outbox's retries) stays
-owed and is tried again a minute later. A crash leaves at most the messages in flight
-unmarked, under a dead instance's lease that the next start takes over at once: they are
-repeated; nobody is skipped.
+owed and is tried again a minute later, up to ``broadcasts.MAX_ATTEMPTS`` times. A crash
+leaves at most the messages in flight unmarked, under a dead instance's lease that the
+next start takes over at once: they are repeated; nobody is skipped.
 
 It runs at start (a restart resumes), whenever poked through ``due`` (a new broadcast, the
 hourly sweep) and when a lease it waits for runs out; it sleeps without a statement while
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -59,12 +60,14 @@ class Broadcaster:
         clock: WallClock,
         instance: int,
         due: Wakeup,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
         self._clock = clock
         self._instance = instance
         self.due = due
+        self._on_outcome = on_outcome or (lambda result: None)  # metrics: sent, blocked...
         # A second's worth handed over at once: enough to fill every window, few enough
         # that a cancel (or a crash) catches little in flight.
         self._batch = max(10, outbox.bulk_rate)
@@ -175,16 +178,21 @@ class Broadcaster:
         method, params = render(message, recipient.telegram_id)
         try:
             await self._outbox.request(method, params, lane=Lane.BULK)
-            self._outcomes.append(Outcome(recipient, "sent"))
+            outcome: Outcome | None = Outcome(recipient, "sent")
         except Forbidden:
-            self._outcomes.append(Outcome(recipient, "blocked"))
+            outcome = Outcome(recipient, "blocked")
         except BadRequest as exc:
-            self._outcomes.append(Outcome(recipient, "failed", exc.description))
+            outcome = Outcome(recipient, "failed", exc.description)
         except TelegramError as exc:
             log.warning("broadcast to %s not delivered (%s); retried later", recipient, exc)
-            self._failed.append(recipient)
+            outcome = None
         finally:
             self._slots.release()
+        if outcome is None:
+            self._failed.append(recipient)
+        else:
+            self._outcomes.append(outcome)
+        self._on_outcome("retry" if outcome is None else outcome.result)
         self._answered.set()
 
     async def _mark_answers(self) -> None:

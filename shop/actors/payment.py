@@ -12,7 +12,8 @@ Accepts:
 - from the webhook server: :class:`ProviderEventReceived`;
 - from the reconciler: :class:`Reconcile`;
 - from the hourly sweep: :class:`RetryRefund` (a duplicate charge's refund), and
-  :class:`StarsPaid` / :class:`StarsRefunded` found in ``getStarTransactions``.
+  :class:`StarsPaid` / :class:`StarsRefunded` found in ``getStarTransactions``;
+- from an operator (``shop.admin``): :class:`OperatorRefund` (-> :class:`Refunded`).
 
 Sends: the customer's notices (confirmation, refund, duplicate charge), owed in the
 transaction that moves the money and delivered by the courier; ``refundStarPayment``.
@@ -131,6 +132,22 @@ class RetryRefund:
     """The sweep: try again to refund this duplicate charge."""
 
 
+@attrs.frozen
+class OperatorRefund:
+    """An operator gives the money of ``payment_id`` back: this payment, or one of its
+    renewals (a Stars subscription's charges are all handled by its first payment's actor)."""
+
+    payment_id: str
+
+
+@attrs.frozen
+class Refunded:
+    """What :class:`OperatorRefund` did: ``done``, and a sentence for the operator."""
+
+    done: bool
+    message: str
+
+
 Marker = Batcher[events.Handled, None]
 
 
@@ -163,6 +180,8 @@ class PaymentActor:
                 return await self._reconcile()
             case RetryRefund():
                 return await self._retry_refund()
+            case OperatorRefund():
+                return await self._operator_refund(message)
         raise TypeError(f"PaymentActor cannot handle {type(message).__name__}")
 
     async def passivate(self) -> None:
@@ -298,6 +317,61 @@ class PaymentActor:
                 duplicate.telegram_id,
             )
         await self._deliver(notice)
+
+    # -- operators ---------------------------------------------------------------------
+
+    async def _operator_refund(self, request: OperatorRefund) -> Refunded:
+        """Give a completed payment's money back where it came from, then reverse what it
+        granted (``store.refunds``), as a refund reported by the provider would. The money
+        moves first: if the provider refuses, nothing here changes."""
+        target = self.payment
+        if request.payment_id != self.id:
+            target = await self.app.store.run_statement(payments.load, request.payment_id)
+            if target is not None and target.parent_id != self.id:
+                target = None
+        if target is None:
+            return Refunded(False, "No such payment.")
+        if target.status != "completed":
+            return Refunded(False, f"The payment is {target.status}: there is nothing to refund.")
+        failure = await self._give_back(target)
+        if failure is not None:
+            return Refunded(False, failure)
+        if not await self._refund(target.id):  # a refund reported meanwhile did it
+            return Refunded(True, "The money went back; the payment was already refunded.")
+        return Refunded(True, "Refunded: the money went back and the grant was reversed.")
+
+    async def _give_back(self, payment: PaymentRow) -> str | None:
+        """Return the money at its source; None when done, else why not."""
+        if payment.provider == "balance":
+            return None  # store.refunds credits the balance back in its transaction
+        if payment.provider == "stars":
+            params = {
+                "user_id": payment.telegram_id,
+                "telegram_payment_charge_id": payment.telegram_payment_charge_id,
+            }
+            try:
+                await self.app.outbox.request("refundStarPayment", params, lane=Lane.ANSWER)
+            except BadRequest as exc:
+                if "CHARGE_ALREADY_REFUNDED" not in exc.description:
+                    return f"Telegram refused the refund: {exc.description}"
+            except TelegramError as exc:
+                return f"Telegram did not answer ({exc}); try again later."
+            return None
+        gateway = self.app.gateways.get(payment.provider)
+        if gateway is None or payment.provider_payment_id is None:
+            return f"{payment.provider} is not configured here: refund it in its dashboard."
+        try:
+            await gateway.refund(
+                payment.provider_payment_id,
+                payment.amount,
+                payment.currency,
+                f"{payment.idempotency_key}:refund",
+            )
+        except ProviderRefused as exc:
+            return f"{exc} (refund it in the {payment.provider} dashboard)"
+        except ProviderError as exc:
+            return f"{exc}; try again later."
+        return None
 
     # -- balance ---------------------------------------------------------------------
 

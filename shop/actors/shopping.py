@@ -299,6 +299,16 @@ async def pre_checkout(actor: UserActor, query: PreCheckoutQuery) -> None:
     await actor.app.outbox.send("answerPreCheckoutQuery", params, lane=Lane.ANSWER)
 
 
+async def decline_pre_checkout(actor: UserActor, query: PreCheckoutQuery) -> None:
+    """A banned customer's invoice is not charged (a Stars subscription's renewal included)."""
+    params = {
+        "pre_checkout_query_id": query.id,
+        "ok": False,
+        "error_message": actor.t("banned.notice"),
+    }
+    await actor.app.outbox.send("answerPreCheckoutQuery", params, lane=Lane.ANSWER)
+
+
 async def successful_payment(actor: UserActor, message: Message) -> None:
     paid = message.successful_payment
     assert paid is not None

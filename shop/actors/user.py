@@ -3,7 +3,12 @@
 Accepts:
 - :class:`~shop.telegram.types.Update` from the poller (messages, button presses,
   payment updates, block/unblock);
-- :class:`MarkBlocked` from the outbox when Telegram answered 403.
+- :class:`MarkBlocked` from the outbox when Telegram answered 403;
+- :class:`~shop.actors.conversation.BanChanged` from an operator's actor.
+
+Operators (``ADMIN_IDS``) also get the ``shop.admin`` commands and buttons; for anyone
+else those are unknown input. A banned customer gets one short notice and nothing else;
+a payment they had already made is still recorded (money is never ignored).
 
 Sends: replies through the outbox (interactive lane; callback answers in the answer
 lane). Navigation edits the message whose button was pressed, so a customer keeps one
@@ -26,15 +31,17 @@ from typing import Any
 import attrs
 import trio
 
+from ..admin import router as admin
 from ..app import App
 from ..errors import NotFound
-from ..store import customers
+from ..store import customers, operators
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
 from ..telegram.outbox import Lane
 from ..telegram.texts import LANGUAGES, pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
 from . import channel, screens, shopping, subscription
+from .conversation import Awaiting, BanChanged
 from .runtime import Kind
 from .screens import Screen
 
@@ -62,6 +69,7 @@ class UserActor:
         self._recent: deque[float] = deque()  # trio times of recent updates
         self._silent_until = -math.inf
         self.trial_open = False  # cached from the customer row; a purchase closes it
+        self.awaiting: Awaiting | None = None  # what the next text answers (operators)
 
     # -- the actor interface -----------------------------------------------------------
 
@@ -70,6 +78,9 @@ class UserActor:
             await self._on_update(message)
         elif isinstance(message, MarkBlocked):
             await self._set_blocked(True)
+        elif isinstance(message, BanChanged):
+            if self.customer is not None:
+                self.customer = attrs.evolve(self.customer, banned=message.banned)
         else:
             raise TypeError(f"UserActor cannot handle {type(message).__name__}")
 
@@ -105,13 +116,19 @@ class UserActor:
             return
         # Money never waits behind the rate limit.
         if update.pre_checkout_query is not None:
-            await shopping.pre_checkout(self, update.pre_checkout_query)
+            if self._banned:
+                await shopping.decline_pre_checkout(self, update.pre_checkout_query)
+            else:
+                await shopping.pre_checkout(self, update.pre_checkout_query)
             return
         if update.message is not None and update.message.successful_payment is not None:
             await shopping.successful_payment(self, update.message)
             return
         if update.message is not None and update.message.refunded_payment is not None:
             await shopping.refunded_payment(self, update.message)
+            return
+        if self._banned:
+            await self._turn_away(update)
             return
         if not await self._admit(update):
             return
@@ -141,6 +158,20 @@ class UserActor:
         self._recent.append(now)
         return True
 
+    @property
+    def _banned(self) -> bool:
+        return (
+            self.customer is not None
+            and self.customer.banned
+            and self.id not in self.app.config.admin_ids
+        )
+
+    async def _turn_away(self, update: Update) -> None:
+        """A banned customer: the one notice, once; after it, silence."""
+        await self._answer_silently(update)
+        if await self.app.store.run_statement(operators.take_ban_notice, self.id):
+            await self.send_text(self.t("banned.notice"))
+
     async def _answer_silently(self, update: Update) -> None:
         # A pressed button shows a spinner until answered, even when we say nothing.
         if update.callback_query is not None:
@@ -158,6 +189,8 @@ class UserActor:
             await self._set_blocked(False)  # they write to us, so they can read us
         command, _, argument = (message.text or "").strip().partition(" ")
         command = command.split("@")[0].lower()
+        if await admin.on_message(self, message, command, argument):
+            return
         if command == "/start":
             if argument.strip():
                 await self.app.store.run(
@@ -180,6 +213,12 @@ class UserActor:
     async def _on_button(self, query: CallbackQuery) -> None:
         verb, *args = (query.data or "").split(":")
         target = query.message if query.message is not None and query.message.date else None
+        if verb == "adm":
+            answered = await admin.on_button(self, query, target, args)
+            if answered is not None:  # None: not an operator, so a stale button like any
+                if not answered:
+                    await self.answer(query)
+                return
         handler = _BUTTONS.get(verb)
         if handler is None:
             await self.answer(query, self.t("stale.button"))
@@ -245,10 +284,14 @@ class UserActor:
     ) -> None:
         await self.app.outbox.send(method, params, lane=lane)
 
-    async def answer(self, query: CallbackQuery, text: str | None = None) -> None:
+    async def answer(
+        self, query: CallbackQuery, text: str | None = None, *, alert: bool = False
+    ) -> None:
         params: dict[str, Any] = {"callback_query_id": query.id}
         if text:
             params["text"] = text
+            if alert:
+                params["show_alert"] = True
         await self._post("answerCallbackQuery", params, Lane.ANSWER)
 
     async def send_text(self, text: str) -> None:

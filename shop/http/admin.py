@@ -3,8 +3,10 @@
 With no ``ADMIN_TOKEN`` set the API does not exist (404). A missing or wrong token gets
 401 and nothing else; tokens are compared in constant time.
 
-Routes: ``GET /users/<telegram_id>`` (a customer as the operator sees them) and
-``GET /problems`` (payments an operator must look at, newest first).
+Routes: ``GET /users/<telegram_id>`` (a customer as the operator sees them),
+``GET /problems`` (payments an operator must look at, newest first) and
+``GET /audit?limit=&before=`` (operator actions, newest first: ``{"audit": [...],
+"next": <before for the next page> | null}``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from quart.typing import ResponseReturnValue
 
 from ..app import App
 from ..money import EXPONENTS, decimal_string
-from ..store import customers, ledger, payments, problems, subscriptions
+from ..store import audit, customers, ledger, payments, problems, subscriptions
 from ..store.pool import Connection
 
 #: A Telegram id in a path: ASCII digits only (``str.isdigit`` and ``int`` also take
@@ -78,6 +80,19 @@ def admin_api(app: App) -> Blueprint:
             }
             for problem in found
         ]
+
+    @api.get("/audit")
+    async def audit_trail() -> ResponseReturnValue:
+        limit, before = request.args.get("limit", "100"), request.args.get("before")
+        if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            return {"error": "limit must be an integer from 1 to 1000"}, 400
+        if before is not None and not (before.isascii() and before.isdigit() and len(before) < 19):
+            return {"error": "before must be an audit row id"}, 400
+        rows = await app.store.run_statement(
+            audit.latest, int(limit), None if before is None else int(before)
+        )
+        more = len(rows) == int(limit)
+        return {"audit": [row.as_json() for row in rows], "next": rows[-1].id if more else None}
 
     return api
 

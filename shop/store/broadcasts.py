@@ -24,7 +24,7 @@ from .instance import LIVE_INSTANCES
 from .pool import Connection
 
 #: Who may be chosen, by name; each a condition on ``c`` (customers) and ``s`` (their
-#: subscription, if any). Customers who blocked the bot are never chosen.
+#: subscription, if any). Customers who blocked the bot, or are banned, are never chosen.
 _PAID_EVER = (
     "EXISTS (SELECT FROM payments p WHERE p.telegram_id = c.telegram_id"
     " AND p.status IN ('paid', 'completed', 'refunded'))"
@@ -36,6 +36,9 @@ AUDIENCES: dict[str, str] = {
     "never_paid": f"NOT {_PAID_EVER}",
     "trial": f"s.status = 'active' AND c.trial_used AND NOT {_PAID_EVER}",
 }
+
+#: How many sends that failed for now (network, 5xx) a recipient gets before it is given up.
+MAX_ATTEMPTS = 10
 
 #: How long a sender holds the recipients it took, when it is alive (a dead instance's
 #: leases are void at once).
@@ -73,12 +76,14 @@ def create(
     audience: str,
     language: str | None,
     now: dt.datetime,
+    created_by: int | None = None,
 ) -> int:
-    """Create a running broadcast with a row for every recipient; returns its id."""
+    """Create a running broadcast with a row for every recipient; returns its id.
+    ``created_by``: the operator who composed it in Telegram, who is sent its progress."""
     row = conn.execute(
-        "INSERT INTO broadcasts (status, audience, language, message, created_at)"
-        " VALUES ('running', %s, %s, %s::jsonb, %s) RETURNING id",
-        (audience, language, json.dumps(message), now),
+        "INSERT INTO broadcasts (status, audience, language, message, created_at, created_by,"
+        " progress_chat_id) VALUES ('running', %s, %s, %s::jsonb, %s, %s, %s) RETURNING id",
+        (audience, language, json.dumps(message), now, created_by, created_by),
     ).fetchone()
     assert row is not None
     broadcast_id: int = row[0]
@@ -86,11 +91,23 @@ def create(
         "INSERT INTO broadcast_recipients (broadcast_id, telegram_id)"
         " SELECT %s, c.telegram_id FROM customers c"
         " LEFT JOIN subscriptions s ON s.telegram_id = c.telegram_id"
-        f" WHERE NOT c.blocked AND ({AUDIENCES[audience]})"
+        f" WHERE NOT c.blocked AND NOT c.banned AND ({AUDIENCES[audience]})"
         " AND (%s::text IS NULL OR c.language = %s::text)",
         (broadcast_id, language, language),
     )
     return broadcast_id
+
+
+def audience_size(conn: Connection, audience: str, language: str | None) -> int:
+    """How many customers a broadcast to this audience would reach now."""
+    row = conn.execute(
+        "SELECT count(*) FROM customers c LEFT JOIN subscriptions s"
+        " ON s.telegram_id = c.telegram_id"
+        f" WHERE NOT c.blocked AND NOT c.banned AND ({AUDIENCES[audience]})"
+        " AND (%s::text IS NULL OR c.language = %s::text)",
+        (language, language),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def message(conn: Connection, broadcast_id: int) -> dict[str, Any] | None:
@@ -145,13 +162,27 @@ def record(conn: Connection, outcomes: Sequence[Outcome], now: dt.datetime) -> N
 def retry_later(
     conn: Connection, recipients: Sequence[Recipient], at: dt.datetime, holder: int
 ) -> None:
-    """Keep recipients whose send failed for now (network, 5xx) owed, free again at ``at``."""
+    """Keep recipients whose send failed for now (network, 5xx) owed, free again at ``at``;
+    after ``MAX_ATTEMPTS`` such failures a recipient is given up as ``failed``, so a chat
+    Telegram keeps failing on cannot hold a broadcast open for ever."""
     conn.execute(
-        "UPDATE broadcast_recipients r SET claimed_until = %s"
-        " FROM unnest(%s::bigint[], %s::bigint[]) AS o(broadcast_id, telegram_id)"
+        "UPDATE broadcast_recipients r SET attempts = r.attempts + 1,"
+        " claimed_until = %(at)s,"
+        " outcome = CASE WHEN r.attempts + 1 >= %(max)s THEN 'failed' END,"
+        " error = CASE WHEN r.attempts + 1 >= %(max)s THEN %(why)s END,"
+        " done_at = CASE WHEN r.attempts + 1 >= %(max)s THEN %(at)s END"
+        " FROM unnest(%(broadcasts)s::bigint[], %(chats)s::bigint[])"
+        "  AS o(broadcast_id, telegram_id)"
         " WHERE (r.broadcast_id, r.telegram_id) = (o.broadcast_id, o.telegram_id)"
-        " AND r.claimed_by = %s AND r.outcome IS NULL",
-        (at, [r.broadcast_id for r in recipients], [r.telegram_id for r in recipients], holder),
+        " AND r.claimed_by = %(holder)s AND r.outcome IS NULL",
+        {
+            "at": at,
+            "max": MAX_ATTEMPTS,
+            "why": f"not delivered after {MAX_ATTEMPTS} tries (network or Telegram errors)",
+            "broadcasts": [r.broadcast_id for r in recipients],
+            "chats": [r.telegram_id for r in recipients],
+            "holder": holder,
+        },
     )
 
 
@@ -203,3 +234,44 @@ def next_free(conn: Connection, now: dt.datetime) -> dt.datetime | None:
         {"now": now},
     ).fetchone()
     return None if row is None else row[0]
+
+
+@attrs.frozen
+class Report:
+    """A broadcast composed in Telegram, as its operator's progress message shows it."""
+
+    id: int
+    chat_id: int
+    message_id: int | None
+    progress: Progress
+
+
+def set_progress_message(conn: Connection, broadcast_id: int, message_id: int) -> None:
+    conn.execute(
+        "UPDATE broadcasts SET progress_message_id = %s WHERE id = %s",
+        (message_id, broadcast_id),
+    )
+
+
+def reports_due(conn: Connection) -> list[Report]:
+    """Broadcasts whose operator has not had the summary yet (running, or just ended)."""
+    rows = conn.execute(
+        "SELECT id, progress_chat_id, progress_message_id FROM broadcasts"
+        " WHERE progress_chat_id IS NOT NULL AND summary_sent_at IS NULL ORDER BY id"
+    ).fetchall()
+    reports = []
+    for broadcast_id, chat_id, message_id in rows:
+        found = progress(conn, broadcast_id)
+        assert found is not None
+        reports.append(Report(broadcast_id, chat_id, message_id, found))
+    return reports
+
+
+def take_summary(conn: Connection, broadcast_id: int, now: dt.datetime) -> bool:
+    """Whether the summary of this ended broadcast is ours to send (once, across shops)."""
+    row = conn.execute(
+        "UPDATE broadcasts SET summary_sent_at = %s WHERE id = %s AND summary_sent_at IS NULL"
+        " AND status <> 'running' RETURNING 1",
+        (now, broadcast_id),
+    ).fetchone()
+    return row is not None

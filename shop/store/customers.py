@@ -17,6 +17,7 @@ class CustomerRow:
     first_name: str
     language: str
     blocked: bool
+    banned: bool  # by an operator: one short notice, nothing else
     screen: str
     start_payload: str | None
     first_seen: dt.datetime
@@ -24,7 +25,7 @@ class CustomerRow:
 
 
 _COLUMNS = (
-    "telegram_id, first_name, language, blocked, screen, start_payload, first_seen,"
+    "telegram_id, first_name, language, blocked, banned, screen, start_payload, first_seen,"
     " NOT trial_used AND NOT EXISTS (SELECT 1 FROM subscriptions s"
     " WHERE s.telegram_id = customers.telegram_id) AS trial_open"
 )

@@ -18,6 +18,9 @@ from psycopg.rows import class_row
 from .instance import LIVE_INSTANCES
 from .pool import Connection
 
+#: Who should have access: an active subscription, unless an operator banned the customer.
+_ACTIVE = "NOT c.banned AND s.status = 'active' AND (s.lifetime OR s.expires_at > %(now)s)"
+
 #: How long a claimed customer is left to its deliverer before another may take it.
 CLAIM_LEASE = dt.timedelta(minutes=5)
 #: Waits after the 1st, 2nd, ... failed attempt; the last one repeats.
@@ -53,10 +56,11 @@ def claim_due(conn: Connection, now: dt.datetime, limit: int, holder: int) -> li
             "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " RETURNING *)"
             " SELECT q.telegram_id, q.version,"
-            "  s.status = 'active' AND (s.lifetime OR s.expires_at > %(now)s) AS active,"
+            f"  {_ACTIVE} AS active,"
             "  s.expires_at, COALESCE(s.lifetime, FALSE) AS lifetime, s.plan_id,"
             "  COALESCE(s.period, 0) AS period, q.attempts, q.failing_since, q.alerted"
             " FROM taken q LEFT JOIN subscriptions s ON s.telegram_id = q.telegram_id"
+            " JOIN customers c ON c.telegram_id = q.telegram_id"
             " ORDER BY q.next_attempt_at",
             {"lease": now + CLAIM_LEASE, "now": now, "limit": limit, "holder": holder},
         )
@@ -135,10 +139,11 @@ def everyone(conn: Connection, now: dt.datetime, after: int, limit: int) -> list
     with conn.cursor(row_factory=class_row(Wanted)) as cur:
         cur.execute(
             "SELECT s.telegram_id, COALESCE(q.version, 0) AS version,"
-            "  s.status = 'active' AND (s.lifetime OR s.expires_at > %(now)s) AS active,"
+            f"  {_ACTIVE} AS active,"
             "  s.expires_at, s.lifetime, s.plan_id, s.period, 0 AS attempts,"
             "  NULL::timestamptz AS failing_since, FALSE AS alerted"
             " FROM subscriptions s LEFT JOIN fulfilment_queue q USING (telegram_id)"
+            " JOIN customers c USING (telegram_id)"
             " WHERE s.telegram_id > %(after)s ORDER BY s.telegram_id LIMIT %(limit)s",
             {"now": now, "after": after, "limit": limit},
         )

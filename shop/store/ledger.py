@@ -22,12 +22,15 @@ def credit(
     reason: str,
     payment_id: str | None,
     now: dt.datetime,
+    *,
+    note: str | None = None,
 ) -> int:
-    """Add ``amount`` (minor units, > 0); returns the new balance."""
+    """Add ``amount`` (minor units, > 0); returns the new balance. ``note``: an operator's
+    reason for an ``adjustment``."""
     conn.execute(
-        "INSERT INTO ledger (telegram_id, currency, delta, reason, payment_id, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (telegram_id, currency, amount, reason, payment_id, now),
+        "INSERT INTO ledger (telegram_id, currency, delta, reason, payment_id, created_at, note)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (telegram_id, currency, amount, reason, payment_id, now, note),
     )
     row = conn.execute(
         "INSERT INTO balances (telegram_id, currency, amount) VALUES (%s, %s, %s)"
@@ -47,6 +50,8 @@ def debit(
     reason: str,
     payment_id: str | None,
     now: dt.datetime,
+    *,
+    note: str | None = None,
 ) -> int:
     """Take ``amount`` or raise InsufficientBalance (and change nothing); returns the rest."""
     row = conn.execute(
@@ -58,9 +63,9 @@ def debit(
         have = balance(conn, telegram_id, currency)
         raise InsufficientBalance(currency, amount, have)
     conn.execute(
-        "INSERT INTO ledger (telegram_id, currency, delta, reason, payment_id, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (telegram_id, currency, -amount, reason, payment_id, now),
+        "INSERT INTO ledger (telegram_id, currency, delta, reason, payment_id, created_at, note)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (telegram_id, currency, -amount, reason, payment_id, now, note),
     )
     return int(row[0])
 

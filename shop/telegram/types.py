@@ -36,8 +36,10 @@ class Chat:
 @attrs.frozen
 class MessageEntity:
     type: str
-    offset: int
+    offset: int  # in UTF-16 code units
     length: int
+    url: str | None = None  # text_link
+    language: str | None = None  # pre
 
 
 @attrs.frozen
@@ -62,6 +64,24 @@ class RefundedPayment:
 
 
 @attrs.frozen
+class PhotoSize:
+    file_id: str
+    file_unique_id: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@attrs.frozen
+class MessageOrigin:
+    """Where a forwarded message came from: ``sender_user`` for a user who allows it."""
+
+    type: str  # user | hidden_user | chat | channel
+    date: int = 0
+    sender_user: User | None = None
+    sender_user_name: str | None = None
+
+
+@attrs.frozen
 class Message:
     message_id: int
     chat: Chat
@@ -69,6 +89,10 @@ class Message:
     from_user: User | None = None
     text: str | None = None
     entities: tuple[MessageEntity, ...] = ()
+    caption: str | None = None
+    caption_entities: tuple[MessageEntity, ...] = ()
+    photo: tuple[PhotoSize, ...] = ()  # sizes, smallest first
+    forward_origin: MessageOrigin | None = None
     successful_payment: SuccessfulPayment | None = None
     refunded_payment: RefundedPayment | None = None
 

@@ -14,7 +14,8 @@ import trio
 import trio.testing
 from quart_trio import QuartTrio
 
-from shop.http.broadcasts import broadcasts_api, checked, visible_text
+from shop.http.broadcasts import broadcasts_api, checked
+from shop.telegram.compose import visible_text
 from tests.customer import Customer
 from tests.fakes.telegram import HtmlError, parse_html
 from tests.harness import Shop, fake_telegram, running_shop
@@ -384,3 +385,26 @@ async def test_a_broadcast_stopped_gracefully_repeats_nothing(
     assert found["sent"] == 150
     chats = [c.params["chat_id"] for c in accepted(again)]
     assert sorted(chats) == recipients  # each exactly once: nothing repeated, none skipped
+
+
+async def test_a_recipient_telegram_keeps_failing_on_is_given_up_and_the_broadcast_ends(
+    shop_at: Any, clean_database: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    from shop.store.broadcasts import MAX_ATTEMPTS
+
+    unlucky, *others = seed(clean_database, 3)
+    async with shop_at(environ={"ADMIN_TOKEN": TOKEN}) as shop, broadcasting(shop) as client:
+        shop.telegram.fail("sendMessage", status=502, times=10_000, chat_id=unlucky)
+        broadcast = await start(client, text=TEXT, audience="all")
+        found = await until_over(client, broadcast)
+        rows = shop.query(
+            "SELECT telegram_id, outcome, attempts, error FROM broadcast_recipients"
+            " ORDER BY telegram_id"
+        )
+        metrics = shop.app.metrics.render().decode()
+    assert found == {"status": "done", "total": 3, "sent": 2, "blocked": 0, "failed": 1}
+    assert rows[0][:3] == (unlucky, "failed", MAX_ATTEMPTS)
+    assert "not delivered after" in rows[0][3]
+    assert [r[1] for r in rows[1:]] == ["sent", "sent"]
+    assert f'shop_broadcast_recipients_total{{result="retry"}} {MAX_ATTEMPTS}.0' in metrics
+    assert 'shop_broadcast_recipients_total{result="sent"} 2.0' in metrics
