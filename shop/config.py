@@ -319,6 +319,28 @@ VARIABLES: tuple[Var, ...] = (
     Var("HELEKET_MERCHANT", "Heleket merchant id (enables Heleket with the API key)", text),
     Var("HELEKET_API_KEY", "Heleket payment API key", text, secret=True),
     Var("HELEKET_API_URL", "Heleket API base URL", url, default="https://api.heleket.com"),
+    Var("PLATEGA_MERCHANT_ID", "Platega merchant id (enables Platega with the secret)", text),
+    Var("PLATEGA_SECRET", "Platega API key (X-Secret); callbacks carry it too", text, secret=True),
+    Var("PLATEGA_API_URL", "Platega API base URL", url, default="https://app.platega.io"),
+    Var(
+        "YOOMONEY_WALLET",
+        "YooMoney wallet number that receives payments (enables YooMoney with the secret)",
+        text,
+    ),
+    Var(
+        "YOOMONEY_NOTIFICATION_SECRET",
+        "the secret of the wallet's HTTP notifications: checks POST /webhooks/yoomoney",
+        text,
+        secret=True,
+    ),
+    Var(
+        "YOOMONEY_TOKEN",
+        "YooMoney OAuth token with the operation-history right, to look up payments whose"
+        " notification was lost; unset = a payment waits for its notification",
+        text,
+        secret=True,
+    ),
+    Var("YOOMONEY_API_URL", "YooMoney wallet API base URL", url, default="https://yoomoney.ru/api"),
     Var(
         "FULFILMENT",
         "what a subscription grants: none (a record), remnawave or hiddify (a VPN panel"
@@ -450,6 +472,13 @@ class Config:
     heleket_merchant: str | None
     heleket_api_key: str | None
     heleket_api_url: str
+    platega_merchant_id: str | None
+    platega_secret: str | None
+    platega_api_url: str
+    yoomoney_wallet: str | None
+    yoomoney_notification_secret: str | None
+    yoomoney_token: str | None
+    yoomoney_api_url: str
     fulfilment: str
     remnawave_url: str | None
     remnawave_token: str | None
@@ -479,6 +508,8 @@ class Config:
             "stripe": self.stripe_secret_key and self.stripe_webhook_secret,
             "cryptopay": self.cryptopay_token,
             "heleket": self.heleket_merchant and self.heleket_api_key,
+            "platega": self.platega_merchant_id and self.platega_secret,
+            "yoomoney": self.yoomoney_wallet and self.yoomoney_notification_secret,
         }
         return tuple(name for name, on in enabled.items() if on)
 
@@ -514,6 +545,8 @@ _CREDENTIAL_PAIRS = (
     ("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"),
     ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
     ("HELEKET_MERCHANT", "HELEKET_API_KEY"),
+    ("PLATEGA_MERCHANT_ID", "PLATEGA_SECRET"),
+    ("YOOMONEY_WALLET", "YOOMONEY_NOTIFICATION_SECRET"),
 )
 
 

@@ -465,6 +465,9 @@ def _secrets(config: Config) -> list[str]:
         config.stripe_webhook_secret,
         config.cryptopay_token,
         config.heleket_api_key,
+        config.platega_secret,
+        config.yoomoney_notification_secret,
+        config.yoomoney_token,
     )
     return [value for value in values if value]
 

@@ -29,6 +29,8 @@ PROVIDER_NAMES = {
     "stripe": "Stripe",
     "cryptopay": "Crypto Pay",
     "heleket": "Heleket",
+    "platega": "Platega",
+    "yoomoney": "YooMoney",
 }
 
 

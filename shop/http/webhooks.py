@@ -8,7 +8,8 @@ after a crash (the reconciler replays unhandled events at start).
 Answers: bad signature 401; source not allowed 403; malformed body 400 (nested too
 deeply included); over 64 KiB 413; wrong method 405; a duplicate, a payment we do not
 know, or one in a currency the shop does not use, 200 (a provider must not retry those
-forever); 503 only when the database is unreachable, so it retries.
+forever); Platega's empty check of the URL, 200 and nothing stored; 503 only when the
+database is unreachable, so it retries.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..actors.payment import KIND as PAYMENT
 from ..actors.payment import ProviderEventReceived
 from ..app import App
 from ..errors import ShuttingDown, StoreUnavailable, UnstorableData
-from ..payments.base import MalformedWebhook, WebhookRejected
+from ..payments.base import MalformedWebhook, VerificationPing, WebhookRejected
 from ..store import events
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ def webhooks(app: App) -> Blueprint:
         try:
             gateway.provider.verify(headers, body, peer)
             event = gateway.provider.parse(body)
+        except VerificationPing:  # a provider checking the URL: nothing to store
+            return {"ok": True}, 200
         except WebhookRejected as exc:
             log.warning("%s webhook rejected from %s: %s", name, peer, exc.reason)
             return {"error": exc.reason}, exc.status

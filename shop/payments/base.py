@@ -24,6 +24,7 @@ Errors::
     * WebhookRejected          - not authentic (401), or from a source not allowed (403)
     * MalformedWebhook         - unreadable (400): authentic but not understood, or too
                                  broken to check (Heleket signs inside the body)
+    * VerificationPing         - a provider checking the callback URL (200, nothing stored)
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class WebhookRejected(ShopError):
 
 class MalformedWebhook(ShopError):
     """Raised when an authentic webhook body cannot be read."""
+
+
+class VerificationPing(ShopError):
+    """Raised by ``verify`` for a request that only checks the callback URL (Platega's
+    empty one): the webhook answers 200 and stores nothing."""
 
 
 class ProviderState(enum.Enum):

@@ -23,8 +23,10 @@ from .base import Checkout, PaymentRequest, Provider, ProviderStatus
 from .breaker import CircuitBreaker
 from .cryptopay import CryptoPay
 from .heleket import Heleket
+from .platega import Platega
 from .stripe import Stripe
 from .yookassa import DEFAULT_ALLOWED_IPS, YooKassa
+from .yoomoney import YooMoney
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -36,6 +38,8 @@ CURRENCIES: dict[str, tuple[str, ...]] = {
     "stripe": ("USD", "EUR", "GBP"),
     "cryptopay": ("USDT", "TON", "USD", "EUR", "RUB", "UAH", "KZT", "BYN", "GBP"),
     "heleket": ("USDT", "USD", "EUR", "RUB"),
+    "platega": ("RUB",),
+    "yoomoney": ("RUB",),
 }
 
 
@@ -136,6 +140,28 @@ def build_gateways(
             api_url=config.heleket_api_url,
         )
         gateways.append(Gateway(heleket, idempotent_create=True, rng=rng))
+    if "platega" in enabled:
+        assert config.platega_merchant_id
+        assert config.platega_secret
+        platega = Platega(
+            http,
+            merchant_id=config.platega_merchant_id,
+            secret=config.platega_secret,
+            api_url=config.platega_api_url,
+        )
+        # No idempotency key at Platega: a repeated create would be a second transaction.
+        gateways.append(Gateway(platega, idempotent_create=False, rng=rng))
+    if "yoomoney" in enabled:
+        assert config.yoomoney_wallet
+        assert config.yoomoney_notification_secret
+        yoomoney = YooMoney(
+            http,
+            wallet=config.yoomoney_wallet,
+            notification_secret=config.yoomoney_notification_secret,
+            token=config.yoomoney_token,
+            api_url=config.yoomoney_api_url,
+        )
+        gateways.append(Gateway(yoomoney, idempotent_create=True, rng=rng))
     return Gateways(gateways)
 
 

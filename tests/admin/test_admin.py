@@ -108,8 +108,10 @@ async def test_days_are_granted_once_per_press_and_taken_back_never_below_now(
         ("take_days", str(ANN)),
         ("take_days", str(ANN)),
     ]
-    assert rows[0][2] is None and rows[0][3]["status"] == "active"
-    assert rows[1][2]["status"] == "active" and rows[1][3]["status"] == "expired"
+    assert rows[0][2] is None
+    assert rows[0][3]["status"] == "active"
+    assert rows[1][2]["status"] == "active"
+    assert rows[1][3]["status"] == "expired"
     assert {r[4] for r in rows} == {ADMIN}
 
 
@@ -173,7 +175,8 @@ async def test_an_operator_action_with_a_used_key_changes_nothing(
         await store.run(operators.grant_days, days, ANN, 10)
         assert await store.run(operators.grant_days, days, ANN, 10) is None
         assert await store.run(operators.set_banned, days, ANN, True) is None  # key is spent
-    assert first is not None and again is None
+    assert first is not None
+    assert again is None
     assert shop.query("SELECT sum(delta) FROM ledger") == [(50,)]
     assert abs(expiry(shop, ANN)[0] - (START + 10 * DAY)) < DAY
 
@@ -273,8 +276,10 @@ async def test_the_audit_is_shown_and_served_to_the_operator_api(
     assert refused.status_code == 401
     assert answer.status_code == 200
     (row,) = answer.json()["audit"]
-    assert row["action"] == "grant_days" and row["target"] == str(ANN)
-    assert row["admin_id"] == ADMIN and row["after"]["status"] == "active"
+    assert row["action"] == "grant_days"
+    assert row["target"] == str(ANN)
+    assert row["admin_id"] == ADMIN
+    assert row["after"]["status"] == "active"
     json.dumps(row)  # plain JSON all through
 
 

@@ -105,7 +105,8 @@ async def test_the_cancel_button_stops_it_and_the_summary_says_so(
         (status,) = shop.query("SELECT status FROM broadcasts")
         summary = admin.texts()[-1]
     assert status == ("canceled",)
-    assert summary.startswith("📣 Broadcast #") and " was canceled." in summary
+    assert summary.startswith("📣 Broadcast #")
+    assert " was canceled." in summary
     assert "Not sent (canceled):" in summary
 
 

@@ -13,15 +13,7 @@ import trio
 import trio.testing
 
 from tests.customer import Customer
-from tests.payments.test_checkout import (  # noqa: F401  (fixtures)
-    Providers,
-    choose,
-    deliver,
-    fake,
-    providers,
-    shop_with,
-    status,
-)
+from tests.payments.test_checkout import Providers, choose, deliver, fake, status
 
 ADMIN, ANN = 9001, 1001
 ENV = {"ADMIN_IDS": str(ADMIN)}
@@ -68,7 +60,8 @@ async def test_a_stars_payment_is_refunded_once_and_its_days_taken_back(
     assert status(shop, reference) == "refunded"
     assert subscription(shop) == ("expired",)
     assert len(audited) == 1  # one press, one row: the second had the same key
-    assert audited[0][:2] == ("refund", reference) and audited[0][2]["done"] is True
+    assert audited[0][:2] == ("refund", reference)
+    assert audited[0][2]["done"] is True
     assert any("refund" in text.lower() for text in ann.texts()[-2:])  # the customer is told
 
 
@@ -122,7 +115,8 @@ async def test_a_provider_payment_is_refunded_through_its_api(
         asked = fake(providers, provider).calls_to(
             "POST", "/v1/refunds" if provider == "stripe" else "/refunds"
         )
-    assert answer[0].startswith("Refunded") and "nothing to refund" in answer[1]
+    assert answer[0].startswith("Refunded")
+    assert "nothing to refund" in answer[1]
     assert len(asked) == 1
     assert status(shop, reference) == "refunded"
     assert subscription(shop) == ("expired",)
