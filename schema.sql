@@ -353,3 +353,78 @@ ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS progress_message_id BIGINT;
 ALTER TABLE broadcasts ADD COLUMN IF NOT EXISTS summary_sent_at TIMESTAMPTZ;
 -- how often a send to this recipient failed for now (network, 5xx); given up after a few
 ALTER TABLE broadcast_recipients ADD COLUMN IF NOT EXISTS attempts INTEGER NOT NULL DEFAULT 0;
+
+-- Growth (shop/growth): codes a customer redeems, referrals, gifts. ------------------------
+-- A code: an operator's promo (many uses), a reseller's voucher (one use, in a batch) or a
+-- gift a customer bought (one use). Redeeming inserts into code_uses first: its primary key
+-- makes a code once per customer, and ``uses < max_uses`` in the same transaction's UPDATE
+-- makes the limit hold under any concurrency (two shops included).
+CREATE TABLE IF NOT EXISTS voucher_batches (
+    id          BIGSERIAL PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    value       BIGINT NOT NULL,
+    currency    TEXT,
+    count       INTEGER NOT NULL,
+    expires_at  TIMESTAMPTZ,
+    created_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS codes (
+    code        TEXT PRIMARY KEY,      -- promos upper case; vouchers and gifts random
+    source      TEXT NOT NULL CHECK (source IN ('promo', 'voucher', 'gift')),
+    kind        TEXT NOT NULL CHECK (kind IN ('days', 'balance', 'discount')),
+    value       BIGINT NOT NULL CHECK (value > 0),  -- days; minor units; percent
+    currency    TEXT,                  -- kind balance
+    max_uses    INTEGER CHECK (max_uses > 0),       -- NULL: no limit
+    uses        INTEGER NOT NULL DEFAULT 0,
+    expires_at  TIMESTAMPTZ,
+    new_only    BOOLEAN NOT NULL DEFAULT FALSE,     -- only customers who never paid
+    batch_id    BIGINT REFERENCES voucher_batches (id),
+    payment_id  TEXT REFERENCES payments (id),      -- the gift's purchase
+    plan_id     TEXT,                  -- the gift's plan (its limits at the panel)
+    created_by  BIGINT,                -- an operator, or the gift's buyer
+    created_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ,
+    CHECK (uses <= COALESCE(max_uses, uses))
+);
+CREATE INDEX IF NOT EXISTS codes_by_batch ON codes (batch_id) WHERE batch_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS code_uses (
+    code        TEXT NOT NULL REFERENCES codes (code),
+    telegram_id BIGINT NOT NULL REFERENCES customers (telegram_id),
+    used_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (code, telegram_id)
+);
+-- A discount a customer redeemed, waiting for their next purchase: reserved by the payment
+-- created with it, spent when that payment completes.
+CREATE TABLE IF NOT EXISTS discounts (
+    telegram_id BIGINT PRIMARY KEY REFERENCES customers (telegram_id),
+    code        TEXT NOT NULL REFERENCES codes (code),
+    percent     INTEGER NOT NULL CHECK (percent BETWEEN 1 AND 100),
+    payment_id  TEXT REFERENCES payments (id),
+    used_at     TIMESTAMPTZ
+);
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS discount_percent INTEGER;
+-- a plan bought for someone else: completing it makes a gift code, not days
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS gift BOOLEAN NOT NULL DEFAULT FALSE;
+-- who invited this customer (recorded once, on their first /start)
+ALTER TABLE customers ADD COLUMN IF NOT EXISTS referred_by BIGINT;
+-- the reward for a referee's first paid purchase: the primary key makes it once
+CREATE TABLE IF NOT EXISTS referral_rewards (
+    referee     BIGINT PRIMARY KEY REFERENCES customers (telegram_id),
+    referrer    BIGINT NOT NULL REFERENCES customers (telegram_id),
+    payment_id  TEXT NOT NULL REFERENCES payments (id),
+    rewarded_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS referral_rewards_by_referrer ON referral_rewards (referrer);
+CREATE INDEX IF NOT EXISTS customers_by_referrer ON customers (referred_by)
+    WHERE referred_by IS NOT NULL;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'ledger_reason'
+                   AND pg_get_constraintdef(oid) LIKE '%referral%') THEN
+        ALTER TABLE ledger DROP CONSTRAINT IF EXISTS ledger_reason_check;
+        ALTER TABLE ledger DROP CONSTRAINT IF EXISTS ledger_reason;
+        ALTER TABLE ledger ADD CONSTRAINT ledger_reason CHECK (reason IN
+            ('topup', 'bonus', 'purchase', 'refund', 'reversal', 'adjustment',
+             'promo', 'referral'));
+    END IF;
+END $$;

@@ -16,6 +16,7 @@ from .metrics import Metrics
 from .payments.gateways import Gateways
 from .store.pool import Store
 from .telegram.api import BotClient
+from .telegram.identity import BotIdentity
 from .telegram.outbox import Outbox
 from .telegram.texts import Texts
 from .wakeup import Wakeup
@@ -48,3 +49,5 @@ class App:
     broadcast_progress: ProgressReporter
     #: this running shop's id in the database (``store.instance``): it holds leases
     instance: int
+    #: the bot's id and username, once ``getMe`` answered (for t.me links)
+    identity: BotIdentity = attrs.field(factory=BotIdentity)

@@ -21,6 +21,13 @@ is, and the shop exits with code 2. Shape (``[trial]`` and ``[[packages]]`` opti
     bonus = { XTR = 10 }
     title = { en = "100 ⭐ +10 bonus" }
     prices = { XTR = 100 }
+    [topup]                       # a top-up of any amount (default: 1-10000 Stars)
+    min = { XTR = 1, RUB = "100.00" }
+    max = { XTR = 10000, RUB = "50000.00" }
+    bonus_percent = 5             # credited on top of what is paid
+    [referral]                    # for the referrer, once per referee's first purchase
+    days = 7                      # and/or credit = { XTR = 50 }
+    welcome_days = 3              # for the referee, with that purchase (optional)
 
 Amounts are whole Stars (integers) for XTR and decimal strings for other currencies;
 they are held as integer minor units.
@@ -80,11 +87,40 @@ class Package:
 
 
 @attrs.frozen
+class TopUp:
+    """A top-up of any amount within ``[min, max]`` per currency, plus a bonus percent."""
+
+    minimum: Mapping[str, int] = attrs.field(factory=lambda: {STARS: 1})
+    maximum: Mapping[str, int] = attrs.field(factory=lambda: {STARS: 10_000})
+    bonus_percent: int = 0
+
+    def bonus(self, amount: int) -> int:
+        """What is credited on top of ``amount`` (rounded down: never more than promised)."""
+        return amount * self.bonus_percent // 100
+
+
+@attrs.frozen
+class Referral:
+    """What a referee's first paid purchase earns: the referrer, and the referee."""
+
+    days: int = 0
+    credit: Mapping[str, int] = attrs.field(factory=dict)
+    welcome_days: int = 0
+    welcome_credit: Mapping[str, int] = attrs.field(factory=dict)
+
+    @property
+    def rewards(self) -> bool:
+        return bool(self.days or self.credit or self.welcome_days or self.welcome_credit)
+
+
+@attrs.frozen
 class Catalog:
     trial_days: int
     plans: tuple[Plan, ...]
     packages: tuple[Package, ...]
     trial_limits: Limits = Limits()
+    topup: TopUp = TopUp()
+    referral: Referral = Referral()
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
@@ -150,7 +186,48 @@ def _catalog(data: dict[str, Any], problems: _Problems) -> Catalog:
         ids = [item.id for item in items]
         for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
             problems.add(kind, f"id {duplicate!r} is used twice")
-    return Catalog(trial_days, plans, packages, trial_limits)
+    topup = _topup(data.get("topup", {}), problems)
+    referral = _referral(data.get("referral", {}), problems)
+    return Catalog(trial_days, plans, packages, trial_limits, topup, referral)
+
+
+def _topup(raw: Any, problems: _Problems) -> TopUp:
+    if not isinstance(raw, dict):
+        problems.add("[topup]", "expected a table")
+        return TopUp()
+    if not raw:
+        return TopUp()
+    low = _amounts(raw.get("min"), "[topup] min", problems, required=True)
+    high = _amounts(raw.get("max"), "[topup] max", problems, required=True)
+    for currency in sorted({*low, *high}):
+        if currency not in low or currency not in high:
+            problems.add(f"[topup] {currency}", "needs both a min and a max")
+        elif low[currency] > high[currency]:
+            problems.add(f"[topup] {currency}", "min is above max")
+    bonus = raw.get("bonus_percent", 0)
+    if not isinstance(bonus, int) or isinstance(bonus, bool) or not 0 <= bonus <= 100:
+        problems.add("[topup] bonus_percent", "expected a whole number from 0 to 100")
+        bonus = 0
+    both = {c: low[c] for c in low if c in high}
+    return TopUp(both, {c: high[c] for c in both}, bonus)
+
+
+def _referral(raw: Any, problems: _Problems) -> Referral:
+    if not isinstance(raw, dict):
+        problems.add("[referral]", "expected a table")
+        return Referral()
+    days = {}
+    for key in ("days", "welcome_days"):
+        value = raw.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3650:
+            problems.add(f"[referral] {key}", "expected a whole number of days")
+            value = 0
+        days[key] = value
+    credit = _amounts(raw.get("credit", {}), "[referral] credit", problems, required=False)
+    welcome = _amounts(
+        raw.get("welcome_credit", {}), "[referral] welcome_credit", problems, required=False
+    )
+    return Referral(days["days"], credit, days["welcome_days"], welcome)
 
 
 def _tables(data: dict[str, Any], key: str, problems: _Problems) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 from typing import TYPE_CHECKING, Any
 
+from ..growth.referrals import what
 from ..store.notices import Notice
 from ..telegram.formatting import money, when
 from ..telegram.keyboards import button, keyboard
@@ -47,7 +48,9 @@ def _about_payment(app: App, notice: Notice) -> str | None:
     title = html.escape(str(detail.get("title", "")))
     if notice.kind == "paid":
         lines = [t(lang, "paid.title", title=title)]
-        if detail.get("lifetime"):
+        if gift := detail.get("gift_code"):
+            lines.append(t(lang, "paid.gift", link=app.identity.link(f"g_{gift}")))
+        elif detail.get("lifetime"):
             lines.append(t(lang, "paid.lifetime"))
         elif expires := _moment(detail.get("expires_at")):
             lines.append(t(lang, "paid.until", date=when(expires, app.config.timezone, lang)))
@@ -62,6 +65,11 @@ def _about_payment(app: App, notice: Notice) -> str | None:
                 )
             )
         return "\n".join(lines)
+    if notice.kind in ("referral_reward", "referral_welcome", "gift_redeemed"):
+        credit = {str(c): int(a) for c, a in dict(detail.get("credit") or {}).items()}
+        got = what(t, lang, int(detail.get("days") or 0), credit)
+        key = {"referral_reward": "ref.rewarded", "referral_welcome": "ref.welcomed"}
+        return t(lang, key.get(notice.kind, "gift.redeemed"), what=got)
     amount = money(int(detail.get("amount", 0)), str(detail.get("currency", "")), lang)
     if notice.kind == "refunded":
         lines = [t(lang, "refund.title", amount=amount)]

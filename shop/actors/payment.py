@@ -560,7 +560,7 @@ class PaymentActor:
 
     async def _paid(self, charge: Charge) -> bool:
         grant = await self.app.store.run(
-            payments.fulfil, self.id, charge, self._now(), self._holder()
+            payments.fulfil, self.id, charge, self._now(), self._holder(), self.app.catalog.referral
         )
         await self._after(grant)
         return grant is not None
@@ -596,6 +596,8 @@ class PaymentActor:
             self.app.metrics.payment_reached(grant.payment.provider, "completed")
             self.app.fulfilment_due.poke()  # the queue row was written with the grant
             await self._deliver(grant.notice)
+            for notice in grant.more:  # a referral's reward
+                await self._deliver(notice)
 
     async def _deliver(self, notice: Notice | None) -> None:
         """Hand a notice this transaction owed to the courier (None: owed before)."""

@@ -44,6 +44,7 @@ from ..errors import (
 from ..store import Store
 from ..store import updates as journal
 from ..telegram.api import BotClient
+from ..telegram.identity import BotIdentity
 from ..telegram.outbox import Receipts, current_receipts
 from ..telegram.types import ALLOWED_UPDATES, Update, parse_update
 from .runtime import Registry
@@ -75,8 +76,10 @@ class Poller:
         poll_timeout: int = 50,
         max_in_flight: int = 1000,
         on_handled: Callable[[float], None] | None = None,
+        identity: BotIdentity | None = None,
     ) -> None:
         self._bot = bot
+        self._identity = identity  # filled in from getMe, for the links the shop gives out
         self._store = store
         self._actors = actors
         self._clock = clock
@@ -105,6 +108,8 @@ class Poller:
         if me is None:
             return  # stopped before Telegram answered
         self._bot_id = me.id
+        if self._identity is not None:
+            self._identity.id, self._identity.username = me.id, me.username
         task_status.started(me)
         async with trio.open_nursery() as feeders:
             async with trio.open_nursery() as forgetting:

@@ -50,13 +50,17 @@ class Method:
     amount: int
 
 
-def main_menu(t: Texts, lang: str, *, greet: str | None = None, trial_days: int = 0) -> Screen:
+def main_menu(
+    t: Texts, lang: str, *, greet: str | None = None, trial_days: int = 0, invite: bool = False
+) -> Screen:
     text = t(lang, "menu.greeting", name=html.escape(greet)) if greet else t(lang, "menu.title")
     rows = [[button(t(lang, "btn.buy"), "buy")]]
     if trial_days:
         rows.append([button(t(lang, "btn.trial", days=trial_days), "trial")])
     rows += [
         [button(t(lang, "btn.subscription"), "sub"), button(t(lang, "btn.balance"), "bal")],
+        [button(t(lang, "btn.invite"), "ref")] if invite else [],
+        [button(t(lang, "btn.promo"), "promo")],
         [button(t(lang, "btn.help"), "help"), button(t(lang, "btn.language"), "lang")],
     ]
     return Screen("main", text, keyboard(*rows))
@@ -103,7 +107,9 @@ def plans_screen(t: Texts, lang: str, catalog: Catalog) -> Screen:
     return Screen("buy", t(lang, "buy.title"), keyboard(*rows, back(t, lang)))
 
 
-def plan_screen(t: Texts, lang: str, plan: Plan, methods: Sequence[Method]) -> Screen:
+def plan_screen(
+    t: Texts, lang: str, plan: Plan, methods: Sequence[Method], discount: int | None = None
+) -> Screen:
     text = t(
         lang,
         "plan.title",
@@ -111,7 +117,20 @@ def plan_screen(t: Texts, lang: str, plan: Plan, methods: Sequence[Method]) -> S
         days=plan.days,
         prices=prices_text(plan.prices, lang),
     )
-    return _item_screen(t, lang, f"plan:{plan.id}", text, f"p:{plan.id}", methods, "buy")
+    if discount:
+        text += "\n\n" + t(lang, "plan.discount", percent=discount)
+    screen = _item_screen(t, lang, f"plan:{plan.id}", text, f"p:{plan.id}", methods, "buy")
+    assert screen.keyboard is not None
+    gift = ((button(t(lang, "btn.gift"), f"gift:{plan.id}"),),)
+    rows = screen.keyboard.inline_keyboard
+    return attrs.evolve(screen, keyboard=keyboard(*rows[:-1], *gift, rows[-1]))
+
+
+def gift_screen(t: Texts, lang: str, plan: Plan, methods: Sequence[Method]) -> Screen:
+    text = t(lang, "gift.title", title=html.escape(plan.title(lang)), days=plan.days)
+    return _item_screen(
+        t, lang, f"gift:{plan.id}", text, f"g:{plan.id}", methods, f"plan:{plan.id}"
+    )
 
 
 def package_screen(t: Texts, lang: str, package: Package, methods: Sequence[Method]) -> Screen:
@@ -233,7 +252,11 @@ def relink_screen(t: Texts, lang: str) -> Screen:
 
 
 def balance_screen(
-    t: Texts, lang: str, balances: Mapping[str, int], packages: Sequence[Package]
+    t: Texts,
+    lang: str,
+    balances: Mapping[str, int],
+    packages: Sequence[Package],
+    custom_topup: bool = False,
 ) -> Screen:
     amounts = {c: a for c, a in balances.items() if a} or {"XTR": 0}
     lines = "\n".join(f"• {money(a, c, lang)}" for c, a in sorted(amounts.items()))
@@ -249,6 +272,8 @@ def balance_screen(
         ]
         for p in packages
     ]
+    if custom_topup:
+        rows.append([button(t(lang, "btn.topup_other"), "topup")])
     rows.append([button(t(lang, "btn.history"), "hist:0")])
     return Screen("bal", text, keyboard(*rows, back(t, lang)))
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
 from ..errors import AskTimeout, NotFound, TelegramError
+from ..growth import topup
 from ..money import STARS
-from ..store import checkouts, ledger, payments
+from ..store import checkouts, discounts, ledger, payments
 from ..store.payments import NewPayment, PaymentRow
 from ..telegram.formatting import money
 from ..telegram.keyboards import keyboard, link
@@ -59,7 +60,18 @@ async def show_plan(actor: UserActor, target: Message | None, plan_id: str) -> N
     if plan is None:
         raise NotFound(plan_id)
     methods = await plan_methods(actor, plan)
-    await actor.show(target, screens.plan_screen(actor.app.texts, actor.lang, plan, methods))
+    discount = await actor.app.store.run_statement(discounts.discount_for, actor.id)
+    screen = screens.plan_screen(actor.app.texts, actor.lang, plan, methods, discount)
+    await actor.show(target, screen)
+
+
+async def show_gift(actor: UserActor, target: Message | None, plan_id: str) -> None:
+    """A plan bought for someone else: paying makes a code to pass on."""
+    plan = actor.app.catalog.plan(plan_id)
+    if plan is None:
+        raise NotFound(plan_id)
+    methods = await plan_methods(actor, plan, gift=True)
+    await actor.show(target, screens.gift_screen(actor.app.texts, actor.lang, plan, methods))
 
 
 async def show_package(actor: UserActor, target: Message | None, package_id: str) -> None:
@@ -71,11 +83,11 @@ async def show_package(actor: UserActor, target: Message | None, package_id: str
     await actor.show(target, screen)
 
 
-async def plan_methods(actor: UserActor, plan: Plan) -> list[Method]:
+async def plan_methods(actor: UserActor, plan: Plan, *, gift: bool = False) -> list[Method]:
     methods = []
     if STARS in plan.prices:
         methods.append(Method("stars", STARS, plan.prices[STARS]))
-        if plan.stars_subscription:
+        if plan.stars_subscription and not gift:  # a gift is paid once, not monthly
             methods.append(Method("starsub", STARS, plan.prices[STARS]))
     methods += provider_methods(actor, plan.prices)
     balances = await actor.app.store.run(ledger.balances, actor.id)
@@ -119,27 +131,34 @@ async def start_payment(
         raise NotFound(":".join(args))
     kind, item_id, method, currency = args
     item: Plan | Package | None
-    if kind == "p":
+    if kind in ("p", "g"):  # a plan, for oneself or as a gift
         item = actor.app.catalog.plan(item_id)
-        offered = await plan_methods(actor, item) if item else []
+        offered = await plan_methods(actor, item, gift=kind == "g") if item else []
     elif kind == "k":
         item = actor.app.catalog.package(item_id)
         offered = package_methods(actor, item) if item else []
+    elif kind == "t":  # a top-up of the amount the customer typed, checked again here
+        checked = topup.checked_amount(actor.app.catalog.topup, item_id, currency)
+        if isinstance(checked, int):
+            item = _custom_topup(actor, checked, currency)
+            offered = topup.methods_for(actor, checked, currency)
+        else:
+            item, offered = None, []
     else:
         item, offered = None, []
     chosen = next((m for m in offered if (m.key, m.currency) == (method, currency)), None)
     if item is None or chosen is None:
         raise NotFound(":".join(args))
-    new = _new_payment(actor, item, chosen)
+    new = _new_payment(actor, item, chosen, gift=kind == "g")
     now = actor.app.clock.now()
     payment = None
-    if actor.app.gateways.get(chosen.key) is not None:
+    if actor.app.gateways.get(chosen.key) is not None and kind != "t":
         payment = await actor.app.store.run(
             checkouts.reusable, actor.id, new.provider, new.product_kind, new.product_id,
-            new.currency, now,
+            new.currency, now, new.gift,
         )  # fmt: skip
     if payment is None:
-        payment = await actor.app.store.run(payments.create, new, now, PAYABLE_FOR)
+        payment = await actor.app.store.run(discounts.create_payment, new, now, PAYABLE_FOR)
     if chosen.key == "balance":
         balance = await actor.app.store.run(ledger.balance, actor.id, currency)
         screen = screens.confirm_balance_screen(actor.app.texts, actor.lang, payment, balance)
@@ -184,14 +203,24 @@ async def check_payment(
     await actor.answer(query, actor.t(verdict))
 
 
-def _new_payment(actor: UserActor, item: Plan | Package, method: Method) -> NewPayment:
+def _custom_topup(actor: UserActor, amount: int, currency: str) -> Package:
+    """A top-up of a typed amount, as a package: credit is the amount plus the bonus."""
+    title = actor.t("topup.title", amount=money(amount, currency, actor.lang))
+    credit = {currency: amount + actor.app.catalog.topup.bonus(amount)}
+    return Package(topup.PRODUCT, {"en": title}, {currency: amount}, credit)
+
+
+def _new_payment(
+    actor: UserActor, item: Plan | Package, method: Method, *, gift: bool = False
+) -> NewPayment:
     lang = actor.lang
     provider = {"starsub": "stars", "balance": "balance"}.get(method.key, method.key)
     if isinstance(item, Plan):
         days = STARS_SUBSCRIPTION_DAYS if method.key == "starsub" else item.days
+        title = actor.t("gift.payment_title", title=item.title(lang)) if gift else item.title(lang)
         return NewPayment(
-            actor.id, provider, "plan", item.id, item.title(lang), days, {},
-            method.amount, method.currency, recurring=method.key == "starsub",
+            actor.id, provider, "plan", item.id, title, days, {},
+            method.amount, method.currency, recurring=method.key == "starsub", gift=gift,
         )  # fmt: skip
     return NewPayment(
         actor.id, provider, "package", item.id, item.title(lang), 0, item.credit,
@@ -252,7 +281,11 @@ async def confirm_balance(
 async def show_balance(actor: UserActor, target: Message | None) -> None:
     balances = await actor.app.store.run(ledger.balances, actor.id)
     screen = screens.balance_screen(
-        actor.app.texts, actor.lang, balances, actor.app.catalog.packages
+        actor.app.texts,
+        actor.lang,
+        balances,
+        actor.app.catalog.packages,
+        custom_topup=bool(actor.app.catalog.topup.minimum),
     )
     await actor.show(target, screen)
 

@@ -34,6 +34,7 @@ import trio
 from ..admin import router as admin
 from ..app import App
 from ..errors import NotFound
+from ..growth import codes, referrals, topup
 from ..store import customers, operators
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
@@ -97,6 +98,7 @@ class UserActor:
         sender = update.sender
         assert sender is not None
         assert sender.id == self.id
+        fresh = False  # this update brought a customer the shop had never seen
         if self.customer is None:
             self.customer = await self._greeter.submit(
                 customers.Greeting(
@@ -108,6 +110,7 @@ class UserActor:
                 )
             )
             self.trial_open = self.customer.trial_open
+            fresh = self.customer.created
         if update.my_chat_member is not None:
             await self._on_membership(update.my_chat_member)
             return
@@ -135,7 +138,7 @@ class UserActor:
         if update.callback_query is not None:
             await self._on_button(update.callback_query)
         elif update.message is not None:
-            await self._on_message(update.message)
+            await self._on_message(update.message, fresh)
 
     async def _admit(self, update: Update) -> bool:
         """The per-customer rate limit: a sliding window, then a period of silence."""
@@ -184,20 +187,31 @@ class UserActor:
         elif status == "member":
             await self._set_blocked(False)
 
-    async def _on_message(self, message: Message) -> None:
+    async def _on_message(self, message: Message, fresh: bool = False) -> None:
         if self.customer is not None and self.customer.blocked:
             await self._set_blocked(False)  # they write to us, so they can read us
         command, _, argument = (message.text or "").strip().partition(" ")
         command = command.split("@")[0].lower()
+        if self.awaiting is not None and not command.startswith("/"):
+            awaiting, self.awaiting = self.awaiting, None  # what we asked for: the answer
+            await awaiting.handler(self, message, awaiting.state)
+            return
+        if command.startswith("/"):
+            self.awaiting = None  # a command leaves whatever was being asked
         if await admin.on_message(self, message, command, argument):
             return
         if command == "/start":
-            if argument.strip():
-                await self.app.store.run(
-                    customers.remember_start_payload, self.id, argument.strip()[:256]
-                )
+            payload = argument.strip()[:256]
+            if payload:
+                await self.app.store.run(customers.remember_start_payload, self.id, payload)
+                await self._arrived_with(payload, fresh)
             name = message.from_user.first_name if message.from_user else ""
             await self.show_new(self.menu(greet=name or "🙂"))
+        elif command == "/promo":
+            if argument.strip():
+                await codes.redeem(self, argument)
+            else:
+                await codes.ask(self, None)
         elif command == "/help":
             await self.show_new(screens.help_screen(self.app.texts, self.lang))
         elif command == "/paysupport":
@@ -210,9 +224,18 @@ class UserActor:
             await self.send_text(self.t("unknown.input"))
             await self.show_new(self.menu())
 
+    async def _arrived_with(self, payload: str, fresh: bool) -> None:
+        """A ``t.me/<bot>?start=<payload>`` link: a voucher, a gift or an invitation."""
+        if payload.startswith(("v_", "g_")):
+            await codes.redeem(self, payload[2:])
+        elif payload.startswith(referrals.PREFIX):
+            await referrals.arrived_by_link(self, payload, fresh)
+
     async def _on_button(self, query: CallbackQuery) -> None:
         verb, *args = (query.data or "").split(":")
         target = query.message if query.message is not None and query.message.date else None
+        if verb != "adm":
+            self.awaiting = None  # a button press leaves whatever was being asked
         if verb == "adm":
             answered = await admin.on_button(self, query, target, args)
             if answered is not None:  # None: not an operator, so a stale button like any
@@ -251,7 +274,10 @@ class UserActor:
 
     def menu(self, *, greet: str | None = None) -> Screen:
         trial = self.app.catalog.trial_days if self.trial_open else 0
-        return screens.main_menu(self.app.texts, self.lang, greet=greet, trial_days=trial)
+        invite = self.app.catalog.referral.rewards
+        return screens.main_menu(
+            self.app.texts, self.lang, greet=greet, trial_days=trial, invite=invite
+        )
 
     # -- state ---------------------------------------------------------------------
 
@@ -378,6 +404,17 @@ async def _trial(
     return True
 
 
+async def _topup(
+    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
+) -> None:
+    if not args:
+        await topup.start(actor, target)
+    elif len(args) == 1 and args[0] in actor.app.catalog.topup.minimum:
+        await topup.choose_currency(actor, target, args[0])
+    else:
+        raise NotFound(":".join(args))
+
+
 #: What each callback verb does; handlers return True when they answered the query.
 _BUTTONS: dict[str, Button] = {
     "menu": _simple(_show_menu),
@@ -397,6 +434,10 @@ _BUTTONS: dict[str, Button] = {
     "bal": _simple(shopping.show_balance),
     "hist": _with_argument(shopping.show_history),
     "tx": _with_argument(shopping.show_entry),
+    "gift": _with_argument(shopping.show_gift),
+    "promo": _simple(codes.ask),
+    "ref": _simple(referrals.show),
+    "topup": _topup,
 }
 
 

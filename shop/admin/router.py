@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from ..actors.conversation import Conversation
 from ..telegram.types import CallbackQuery, Message
-from . import broadcasts, customers, panel
+from . import broadcasts, customers, panel, promos
 
 Handler = Callable[[Conversation, CallbackQuery, Message | None, list[str]], Awaitable[None]]
 
@@ -25,8 +25,9 @@ def is_admin(conv: Conversation) -> bool:
 async def on_message(
     conv: Conversation, message: Message, command: str, argument: str
 ) -> bool | None:
-    """Handle an operator's command, forwarded message or typed answer; ``None`` when this
-    is not for operators, False when it is theirs but not an operator thing."""
+    """Handle an operator's command or forwarded message (a typed answer to a question
+    went to the question first); ``None`` when this is not for operators, False when it
+    is theirs but not an operator thing."""
     if not is_admin(conv):
         return None
     if command == "/cancel":
@@ -42,9 +43,8 @@ async def on_message(
         await conv.show_new(await panel.audit_screen(conv))
     elif command == "/broadcast":
         await broadcasts.start(conv)
-    elif conv.awaiting is not None and not command.startswith("/"):
-        awaiting, conv.awaiting = conv.awaiting, None
-        await awaiting.handler(conv, message, awaiting.state)
+    elif command == "/newpromo":
+        await promos.create(conv, message, argument)
     elif message.forward_origin is not None:
         await customers.open_forwarded(conv, message)
     else:

@@ -15,6 +15,7 @@ from ..errors import StoreUnavailable
 from ..logs import redact
 from .admin import admin_api, bearer_matches
 from .broadcasts import broadcasts_api
+from .growth import growth_api
 from .panel import panel_webhooks
 from .webhooks import webhooks
 
@@ -75,6 +76,7 @@ def create_app(app: App) -> QuartTrio:
 
     web.register_blueprint(admin_api(app))
     web.register_blueprint(broadcasts_api(app, app.broadcaster.due.poke))
+    web.register_blueprint(growth_api(app))
     web.register_blueprint(panel_webhooks(app))  # before the providers' /webhooks/<name>
     web.register_blueprint(webhooks(app))
     return web

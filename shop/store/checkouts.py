@@ -54,16 +54,20 @@ def reusable(
     product_id: str,
     currency: str,
     now: dt.datetime,
+    gift: bool = False,
 ) -> PaymentRow | None:
     """A pending payment for the same thing by the same method: pressing "pay" again
-    reuses it, and its idempotency key, rather than opening a second one."""
+    reuses it, and its idempotency key, rather than opening a second one. Not when a
+    discount came since (the customer would pay the full price)."""
     with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM payments WHERE telegram_id = %s AND provider = %s"
-            " AND product_kind = %s AND product_id = %s AND currency = %s"
+            " AND product_kind = %s AND product_id = %s AND currency = %s AND gift = %s"
             " AND status = 'pending' AND expires_at > %s + interval '1 hour'"
+            " AND NOT EXISTS (SELECT FROM discounts d WHERE d.telegram_id = payments.telegram_id"
+            "  AND d.used_at IS NULL AND d.payment_id IS DISTINCT FROM payments.id)"
             " ORDER BY created_at DESC LIMIT 1",
-            (telegram_id, provider, product_kind, product_id, currency, now),
+            (telegram_id, provider, product_kind, product_id, currency, gift, now),
         )
         return cur.fetchone()
 

@@ -22,6 +22,7 @@ class CustomerRow:
     start_payload: str | None
     first_seen: dt.datetime
     trial_open: bool  # never took the trial, and never had a subscription
+    created: bool = False  # by the greeting that loaded it: a customer new this moment
 
 
 _COLUMNS = (
@@ -57,7 +58,8 @@ def greet_many(conn: Connection, greetings: Sequence[Greeting]) -> list[Customer
             " AS g(id, first_name, username, language, now)"
             " ON CONFLICT (telegram_id) DO UPDATE SET first_name = EXCLUDED.first_name,"
             " username = EXCLUDED.username, last_seen = EXCLUDED.last_seen"
-            f" RETURNING {_COLUMNS}",
+            # xmax = 0 only for a row this statement inserted (PostgreSQL's upsert marker)
+            f" RETURNING {_COLUMNS}, xmax = 0 AS created",
             (
                 [g.telegram_id for g in greetings],
                 [g.first_name for g in greetings],

@@ -26,7 +26,8 @@ import attrs
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from . import ledger, notices, subscriptions
+from ..catalog import Referral
+from . import codes, ledger, notices, rewards, subscriptions
 from .notices import Notice
 from .pool import Connection
 from .subscriptions import SubscriptionRow
@@ -60,12 +61,15 @@ class PaymentRow:
     idempotency_key: str
     checkout_url: str | None
     checks: int
+    discount_percent: int | None = None  # a promo's discount, applied to ``amount``
+    gift: bool = False  # a plan bought for someone else: completing it makes a gift code
 
 
 _COLUMNS = (
     "id, telegram_id, provider, product_kind, product_id, title, days, credit, amount,"
     " currency, recurring, parent_id, status, created_at, expires_at, completed_at,"
-    " telegram_payment_charge_id, provider_payment_id, idempotency_key, checkout_url, checks"
+    " telegram_payment_charge_id, provider_payment_id, idempotency_key, checkout_url, checks,"
+    " discount_percent, gift"
 )
 
 
@@ -81,6 +85,8 @@ class NewPayment:
     amount: int
     currency: str
     recurring: bool = False
+    discount_percent: int | None = None
+    gift: bool = False
 
 
 @attrs.frozen
@@ -91,6 +97,8 @@ class Grant:
     subscription: SubscriptionRow | None  # after the grant (plans)
     balances: dict[str, int]  # after the grant (packages)
     notice: Notice | None  # the confirmation, leased to the caller to deliver
+    #: other notices the grant owed (a referrer's reward), leased to the caller too
+    more: tuple[Notice, ...] = ()
 
 
 def new_reference() -> str:
@@ -106,8 +114,8 @@ def create(
         cur.execute(
             "INSERT INTO payments (id, telegram_id, provider, product_kind, product_id, title,"
             " days, credit, amount, currency, recurring, status, created_at, updated_at,"
-            " expires_at, idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            f" %s, 'pending', %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            " expires_at, idempotency_key, discount_percent, gift) VALUES (%s, %s, %s, %s, %s,"
+            f" %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
                 new_reference(),
                 new.telegram_id,
@@ -124,6 +132,8 @@ def create(
                 now,
                 now + payable_for,
                 str(uuid.uuid4()),
+                new.discount_percent,
+                new.gift,
             ),
         )
         row = cur.fetchone()
@@ -167,12 +177,18 @@ class Charge:
 
 
 def fulfil(
-    conn: Connection, payment_id: str, charge: Charge, now: dt.datetime, holder: int
+    conn: Connection,
+    payment_id: str,
+    charge: Charge,
+    now: dt.datetime,
+    holder: int,
+    referral: Referral | None = None,
 ) -> Grant | None:
     """Complete a payable payment and grant what it pays for; None if it was not payable.
 
     Call inside one transaction (``Store.run``): the state change and the grant commit
-    together or not at all.
+    together or not at all. ``referral``: the catalog's rewards, when money came in from
+    outside (a purchase paid from the balance earns no referral reward).
     """
     with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
         cur.execute(
@@ -196,7 +212,11 @@ def fulfil(
         payment = cur.fetchone()
     if payment is None:
         return None
-    return _grant(conn, payment, now, holder)
+    grant = _grant(conn, payment, now, holder)
+    if referral is not None and payment.provider != "balance":
+        more = rewards.reward_referral(conn, payment.telegram_id, payment.id, referral, now, holder)
+        grant = attrs.evolve(grant, more=tuple(more))
+    return grant
 
 
 def fulfil_renewal(
@@ -234,11 +254,17 @@ def fulfil_renewal(
 
 
 def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime, holder: int) -> Grant:
-    subscription = None
-    if payment.product_kind == "plan":
+    subscription, gift = None, None
+    if payment.gift:  # for someone else: a code to pass on, redeemed once (store.codes)
+        gift = codes.create_gift(
+            conn, payment.id, payment.telegram_id, payment.product_id, payment.days, now
+        )
+    elif payment.product_kind == "plan":
         subscription = subscriptions.extend(
             conn, payment.telegram_id, payment.days, payment.product_id, now
         )
+    if payment.discount_percent:
+        rewards.spend_discount(conn, payment.telegram_id, payment.id, now)
     for currency, amount in payment.credit.items():
         ledger.credit(conn, payment.telegram_id, currency, amount, "topup", payment.id, now)
     # The grant row before the notice: its primary key backs up "at most once".
@@ -260,6 +286,8 @@ def _grant(conn: Connection, payment: PaymentRow, now: dt.datetime, holder: int)
         "lifetime": bool(subscription and subscription.lifetime),
         "credited": dict(payment.credit),
         "balances": balances,
+        "gift_code": gift,
+        "days": payment.days,
     }
     notice = notices.owe_about_payment(
         conn, payment.telegram_id, "paid", payment.id, detail, now, holder

@@ -12,7 +12,7 @@ import datetime as dt
 import attrs
 from psycopg.rows import class_row
 
-from . import ledger, notices, subscriptions
+from . import codes, ledger, notices, subscriptions
 from .notices import Notice
 from .payments import _COLUMNS, REFUNDABLE, PaymentRow, _iso
 from .pool import Connection
@@ -62,7 +62,10 @@ def refund(
     ).fetchone()
     subscription, taken, shortfall = None, {}, {}
     if granted is not None:
-        if payment.product_kind == "plan" and payment.days:
+        if payment.gift:  # the days were never the buyer's: the unused code stops
+            if not codes.revoke_gift(conn, payment.id, now):
+                note_problem(conn, payment.id, "refunded gift already redeemed", None, None, now)
+        elif payment.product_kind == "plan" and payment.days:
             subscription = subscriptions.shorten(conn, payment.telegram_id, payment.days, now)
         for currency, amount in payment.credit.items():
             taken[currency] = ledger.take_back(

@@ -17,7 +17,7 @@ import trio.testing
 from tests.harness import Shop, fake_telegram
 
 ANN = 1001
-MENU = ["buy", "trial", "sub", "bal", "help", "lang"]  # a new customer may take the trial
+MENU = ["buy", "trial", "sub", "bal", "promo", "help", "lang"]  # a new customer may take the trial
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
