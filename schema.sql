@@ -428,3 +428,10 @@ DO $$ BEGIN
              'promo', 'referral'));
     END IF;
 END $$;
+
+-- Switches an operator sets at run time (``maintenance``: {"on": true}), kept across restarts.
+CREATE TABLE IF NOT EXISTS settings (
+    key         TEXT PRIMARY KEY,
+    value       JSONB NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);

@@ -12,6 +12,8 @@ from .catalog import Catalog
 from .clock import WallClock
 from .config import Config
 from .fulfilment import Fulfilment
+from .growth.channel_gate import ChannelGate
+from .maintenance import Maintenance
 from .metrics import Metrics
 from .payments.gateways import Gateways
 from .store.pool import Store
@@ -51,3 +53,7 @@ class App:
     instance: int
     #: the bot's id and username, once ``getMe`` answered (for t.me links)
     identity: BotIdentity = attrs.field(factory=BotIdentity)
+    #: no new purchases while on (an operator's switch, or the backend failing)
+    maintenance: Maintenance = attrs.field(factory=Maintenance)
+    #: the channel customers must join before buying (REQUIRED_CHANNEL_ID), if any
+    channel_gate: ChannelGate | None = None

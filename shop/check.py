@@ -16,6 +16,7 @@ from pathlib import Path
 from .catalog import EXAMPLE, Catalog, load_catalog
 from .config import Config, load_config
 from .errors import ConfigError
+from .telegram.texts import load_texts
 
 
 def check(environ: Mapping[str, str]) -> int:
@@ -35,6 +36,12 @@ def check(environ: Mapping[str, str]) -> int:
         catalog_path = Path(raw) if raw.strip() else None
     try:
         catalog = load_catalog(catalog_path)
+    except ConfigError as exc:
+        problems += exc.problems
+    raw_texts = environ.get("TEXTS_DIR", "")
+    texts_dir = config.texts_dir if config is not None else Path(raw_texts) if raw_texts else None
+    try:
+        load_texts(overrides=texts_dir)
     except ConfigError as exc:
         problems += exc.problems
     if problems or config is None:

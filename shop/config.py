@@ -432,6 +432,28 @@ VARIABLES: tuple[Var, ...] = (
         id_list,
         default="",
     ),
+    Var(
+        "SUPPORT_CHAT_ID",
+        "the group or forum where support tickets go (a topic per ticket in a forum);"
+        " unset = to the ADMIN_IDS",
+        chat,
+    ),
+    Var(
+        "REQUIRED_CHANNEL_ID",
+        "a channel customers must join before buying or taking the trial (-100...); the"
+        " bot must be an administrator there to see its members",
+        channel_id,
+    ),
+    Var(
+        "REQUIRED_CHANNEL_URL",
+        "the join link shown for REQUIRED_CHANNEL_ID; unset = an invite link the bot makes",
+        url,
+    ),
+    Var(
+        "TEXTS_DIR",
+        "a directory of <language>.po files whose texts replace the shipped ones",
+        Path,
+    ),
 )
 
 
@@ -499,6 +521,10 @@ class Config:
     backup_dir: Path
     backup_keep: int
     schedule_backup: str | None
+    support_chat_id: int | None
+    required_channel_id: int | None
+    required_channel_url: str | None
+    texts_dir: Path | None
 
     @property
     def payment_providers(self) -> tuple[str, ...]:

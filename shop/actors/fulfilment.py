@@ -133,8 +133,10 @@ async def _apply(app: App, wanted: Wanted, limiter: trio.CapacityLimiter) -> Non
             log.exception("fulfilment of %s failed", wanted.telegram_id)
             error = f"{type(exc).__name__}: {exc}"
         else:
+            app.maintenance.backend_worked()
             await app.store.run(queue.applied, wanted, app.clock.now())
             return
+    app.maintenance.backend_failed()  # failing long enough, no new purchases meanwhile
     alert = not wanted.alerted and wanted.attempts + 1 >= ALERT_AFTER
     if alert:
         log.error(

@@ -51,11 +51,20 @@ class Method:
 
 
 def main_menu(
-    t: Texts, lang: str, *, greet: str | None = None, trial_days: int = 0, invite: bool = False
+    t: Texts,
+    lang: str,
+    *,
+    greet: str | None = None,
+    trial_days: int = 0,
+    invite: bool = False,
+    closed: bool = False,
 ) -> Screen:
+    """``closed``: maintenance, so a notice instead of the buying buttons."""
     text = t(lang, "menu.greeting", name=html.escape(greet)) if greet else t(lang, "menu.title")
-    rows = [[button(t(lang, "btn.buy"), "buy")]]
-    if trial_days:
+    rows = [] if closed else [[button(t(lang, "btn.buy"), "buy")]]
+    if closed:
+        text += "\n\n" + t(lang, "maintenance.notice")
+    elif trial_days:
         rows.append([button(t(lang, "btn.trial", days=trial_days), "trial")])
     rows += [
         [button(t(lang, "btn.subscription"), "sub"), button(t(lang, "btn.balance"), "bal")],

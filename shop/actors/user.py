@@ -34,7 +34,7 @@ import trio
 from ..admin import router as admin
 from ..app import App
 from ..errors import NotFound
-from ..growth import codes, referrals, topup
+from ..growth import codes, joining, referrals, topup
 from ..store import customers, operators
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
@@ -242,6 +242,12 @@ class UserActor:
                 if not answered:
                     await self.answer(query)
                 return
+        if verb in _BUYING and not await self._may_buy(query, target):
+            return
+        if verb == "chan" and self.app.channel_gate is not None:
+            if await joining.check_again(self, self.app.channel_gate, query, target):
+                await shopping.show_plans(self, target)
+            return
         handler = _BUTTONS.get(verb)
         if handler is None:
             await self.answer(query, self.t("stale.button"))
@@ -259,6 +265,21 @@ class UserActor:
         if not answered:
             await self.answer(query)
 
+    async def _may_buy(self, query: CallbackQuery, target: Message | None) -> bool:
+        """Maintenance, then the required channel; an operator is never held back."""
+        if self.id in self.app.config.admin_ids:
+            return True
+        if self.app.maintenance.on:
+            await self.answer(query, self.t("maintenance.notice"), alert=True)
+            await self.show(target, self.menu())
+            return False
+        gate = self.app.channel_gate
+        if gate is not None and not await gate.is_member(self.id):
+            await self.answer(query)
+            await joining.show_join(self, target, gate.url)
+            return False
+        return True
+
     async def _button_language(
         self, query: CallbackQuery, target: Message | None, args: list[str]
     ) -> bool:
@@ -275,8 +296,9 @@ class UserActor:
     def menu(self, *, greet: str | None = None) -> Screen:
         trial = self.app.catalog.trial_days if self.trial_open else 0
         invite = self.app.catalog.referral.rewards
+        closed = self.app.maintenance.on and self.id not in self.app.config.admin_ids
         return screens.main_menu(
-            self.app.texts, self.lang, greet=greet, trial_days=trial, invite=invite
+            self.app.texts, self.lang, greet=greet, trial_days=trial, invite=invite, closed=closed
         )
 
     # -- state ---------------------------------------------------------------------
@@ -414,6 +436,10 @@ async def _topup(
     else:
         raise NotFound(":".join(args))
 
+
+#: Buttons that start buying something (or the trial): held back by maintenance and by
+#: the required channel.
+_BUYING = frozenset({"buy", "plan", "pkg", "pay", "conf", "trial", "gift", "topup"})
 
 #: What each callback verb does; handlers return True when they answered the query.
 _BUTTONS: dict[str, Button] = {

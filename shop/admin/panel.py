@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import html
 
+from .. import maintenance
 from ..actors.conversation import Conversation
 from ..actors.screens import Screen
 from ..money import format_money
 from ..store import audit, stats
 from ..store.audit import AuditRow
+from ..store.pool import Connection
 from ..telegram.keyboards import button, keyboard
-from ..telegram.types import InlineKeyboardButton
+from ..telegram.types import InlineKeyboardButton, Message
+from .keys import act
 
 AUDIT_PAGE = 15
 BACK = [button("⬅️ Admin", "adm")]
@@ -77,3 +80,30 @@ def _line(row: AuditRow, zone: dt.tzinfo) -> str:
 def _short(value: object) -> str:
     text = "—" if value is None else str(value)
     return text if len(text) <= 80 else text[:79] + "…"
+
+
+async def switch_maintenance(conv: Conversation, message: Message, argument: str) -> None:
+    """``/maintenance on|off``: no new purchases while on (kept across restarts)."""
+    app = conv.app
+    wanted = argument.strip().lower()
+    if wanted not in ("on", "off"):
+        state = "on" if app.maintenance.on else "off"
+        why = " (the fulfilment backend is failing)" if app.maintenance.automatic else ""
+        await conv.send_text(f"Maintenance is {state}{why}. /maintenance on or /maintenance off.")
+        return
+    on = wanted == "on"
+    key = f"msg:{message.chat.id}:{message.message_id}"
+    await app.store.run(_switch, act(conv, key), app.maintenance.manual, on)
+    app.maintenance.manual = on
+    if app.maintenance.automatic and not on:
+        note = " It stays on by itself while the fulfilment backend keeps failing."
+    else:
+        note = ""
+    await conv.send_text(f"Maintenance {wanted}.{note}")
+
+
+def _switch(conn: Connection, act: audit.Act, before: bool, on: bool) -> None:
+    row_id = audit.begin(conn, act, "maintenance", "shop")
+    if row_id is not None:  # not a replay of this very message
+        maintenance.save(conn, on, act.now)
+        audit.settle(conn, row_id, {"on": before}, {"on": on})

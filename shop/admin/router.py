@@ -45,6 +45,8 @@ async def on_message(
         await broadcasts.start(conv)
     elif command == "/newpromo":
         await promos.create(conv, message, argument)
+    elif command == "/maintenance":
+        await panel.switch_maintenance(conv, message, argument)
     elif message.forward_origin is not None:
         await customers.open_forwarded(conv, message)
     else:
