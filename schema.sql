@@ -213,7 +213,12 @@ DO $$ BEGIN
             ADD PRIMARY KEY (telegram_id, kind, period, ref);
     END IF;
 END $$;
-CREATE INDEX IF NOT EXISTS notices_unsent ON notices (created_at) WHERE sent_at IS NULL;
+-- Unsent notices in the order they are claimed (created_at, telegram_id): a job owes
+-- 100,000 at the same created_at, and on created_at alone every claim of 200 sorted all
+-- of them (26 ms a claim at 1,000,000 subscriptions; 0.2 ms with this; issue 15).
+CREATE INDEX IF NOT EXISTS notices_unsent_order ON notices (created_at, telegram_id)
+    WHERE sent_at IS NULL;
+DROP INDEX IF EXISTS notices_unsent;
 
 -- How far the hourly sweep has read the bot's Telegram Stars transactions
 -- (getStarTransactions, chronological): the number of transactions already looked at.
@@ -435,3 +440,56 @@ CREATE TABLE IF NOT EXISTS settings (
     value       JSONB NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL
 );
+
+-- Several instances (shop/actors/dispatcher.py): whose updates each instance handles. A
+-- customer's journaled updates are handled by the one live instance holding the lease
+-- (fenced by store.instance: a dead holder's lease is void), so they stay in order.
+ALTER TABLE telegram_updates ADD COLUMN IF NOT EXISTS telegram_id BIGINT;
+CREATE INDEX IF NOT EXISTS telegram_updates_by_customer
+    ON telegram_updates (bot_id, telegram_id, update_id);
+CREATE TABLE IF NOT EXISTS customer_leases (
+    telegram_id BIGINT PRIMARY KEY,
+    holder      INTEGER NOT NULL,
+    taken_at    TIMESTAMPTZ NOT NULL
+);
+-- One holder per role across instances (the poller, the timer), fenced the same way.
+CREATE TABLE IF NOT EXISTS leader_leases (
+    role        TEXT PRIMARY KEY,
+    holder      INTEGER NOT NULL,
+    taken_at    TIMESTAMPTZ NOT NULL
+);
+
+-- Support (shop/support): a customer's conversation with the operators. At most one open
+-- ticket per customer: the partial unique index makes two messages at once, or two shops,
+-- open one ticket. ``chat_id`` is SUPPORT_CHAT_ID when the ticket went there (NULL: to the
+-- ADMIN_IDS); ``thread_id`` its forum topic, in a forum.
+CREATE TABLE IF NOT EXISTS tickets (
+    id          BIGSERIAL PRIMARY KEY,
+    telegram_id BIGINT NOT NULL REFERENCES customers (telegram_id),
+    status      TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    chat_id     BIGINT,
+    thread_id   BIGINT,
+    opened_at   TIMESTAMPTZ NOT NULL,
+    closed_at   TIMESTAMPTZ,
+    closed_by   BIGINT              -- the customer, or the operator who closed it
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (telegram_id)
+    WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS tickets_by_topic ON tickets (chat_id, thread_id)
+    WHERE thread_id IS NOT NULL;
+-- Every message relayed for a ticket, keyed by its source message and where it went: a
+-- replayed update finds its relays done and sends nothing twice. ``message_id`` is the copy
+-- (or the header) there, NULL until Telegram accepted it; a reply to it finds its ticket.
+CREATE TABLE IF NOT EXISTS ticket_messages (
+    ticket_id      BIGINT NOT NULL REFERENCES tickets (id),
+    kind           TEXT NOT NULL CHECK (kind IN ('header', 'copy', 'reply')),
+    source_chat    BIGINT NOT NULL,
+    source_message BIGINT NOT NULL,
+    chat_id        BIGINT NOT NULL,
+    message_id     BIGINT,
+    created_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source_chat, source_message, chat_id, kind)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ticket_messages_by_copy ON ticket_messages (chat_id, message_id)
+    WHERE message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ticket_messages_by_ticket ON ticket_messages (ticket_id);

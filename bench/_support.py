@@ -47,6 +47,13 @@ def free_port() -> int:
 @contextmanager
 def fake_bot_api() -> Iterator[str]:
     """The fake Bot API server in its own process (Telegram is remote); yields its URL."""
+    with fake_bot_api_process() as (base, _):
+        yield base
+
+
+@contextmanager
+def fake_bot_api_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`fake_bot_api`, and the process too (to read its CPU time)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.telegram", "--port", str(port)],
@@ -64,10 +71,52 @@ def fake_bot_api() -> Iterator[str]:
                 time.sleep(0.05)
         else:
             raise SystemExit("the fake Bot API server did not start")
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process (all its threads) has used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU time so far of each PostgreSQL backend serving ``database`` (Linux), by pid.
+
+    Other work on the same server (another database) is left out; subtract two of these
+    per pid (:func:`cpu_spent`), as backends come and go.
+    """
+    seen: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                title = cmdline.read().decode(errors="replace")
+            if title.startswith("postgres:") and f" {database} " in title:
+                seen[int(entry.name)] = cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+    return seen
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two :func:`postgres_cpu_seconds` by the processes alive at the end."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (Linux)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    total = sum(ticks[:8])  # guest time is already counted in user
+    hz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hz, total / hz
 
 
 def percentile(values: list[float], q: float) -> float:

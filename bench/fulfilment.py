@@ -31,9 +31,9 @@ from shop.actors.fulfilment import apply_due  # noqa: E402
 from shop.catalog import Limits  # noqa: E402
 from shop.clock import SystemClock  # noqa: E402
 from shop.fulfilment.remnawave import Remnawave  # noqa: E402
+from shop.sandbox.panels.remnawave import DEFAULT_SQUAD, TOKEN, FakeRemnawave  # noqa: E402
 from shop.store import open_store  # noqa: E402
 from shop.store.instance import open_instance  # noqa: E402
-from tests.fakes.panels.remnawave import DEFAULT_SQUAD, TOKEN, FakeRemnawave  # noqa: E402
 
 
 class Catalog:

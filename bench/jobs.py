@@ -1,4 +1,4 @@
-"""Benchmark: the daily jobs' database work on 100,000 subscriptions, 10,000 of them ending.
+"""Benchmark: the daily jobs' database work on many subscriptions, a tenth of them ending.
 
 Seeds a fresh database with ``--subscriptions`` active subscriptions: ``--ending`` have
 ended (the expiry job's work), as many end within three days (the reminder job's), the
@@ -6,7 +6,7 @@ rest later. Then times, on a real PostgreSQL, what the expiry and reminder jobs 
 the database: the set-based statements that decide, and claiming and marking the
 notices they owe (handing messages to the outbox is left out: that is Telegram's pace).
 
-    python bench/jobs.py
+    python bench/jobs.py [--subscriptions 1000000 --ending 100000]
 """
 
 from __future__ import annotations
@@ -66,11 +66,19 @@ def main() -> None:
         seed(conn, args.subscriptions, args.ending)
 
         def deliver_all() -> int:
+            # As the shop does it (shop.actors.jobs, courier): each claim and each mark is
+            # a transaction of its own, so a batch's rows are gone from the unsent index
+            # for the next claim (in one long transaction every claim would step over
+            # every row marked before it).
             delivered = 0
-            while batch := notices.claim_unsent(conn, NOW, 200, 0):
-                notices.mark_sent(conn, batch, NOW)
+            while True:
+                with conn.transaction():
+                    batch = notices.claim_unsent(conn, NOW, 200, 0)
+                if not batch:
+                    return delivered
+                with conn.transaction():
+                    notices.mark_sent(conn, batch, NOW)
                 delivered += len(batch)
-            return delivered
 
         later = NOW + dt.timedelta(hours=3)
         steps = [
@@ -85,6 +93,9 @@ def main() -> None:
         ]
         total = 0.0
         for label, step in steps:
+            if step is deliver_all:
+                total += timed(label, step, results)
+                continue
             with conn.transaction():
                 total += timed(label, step, results)
         results.append(f"{'all of it':44} {total * 1000:8.0f} ms")

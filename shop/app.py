@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import attrs
+import trio
 
 from .actors.broadcast import Broadcaster
 from .actors.broadcast_progress import ProgressReporter
 from .actors.courier import Courier
+from .actors.dispatcher import Dispatcher
 from .actors.runtime import Registry
 from .catalog import Catalog
 from .clock import WallClock
 from .config import Config
 from .fulfilment import Fulfilment
 from .growth.channel_gate import ChannelGate
+from .limits import Limits, LocalLimits, RedisLink, rules_from
 from .maintenance import Maintenance
 from .metrics import Metrics
 from .payments.gateways import Gateways
@@ -57,3 +60,14 @@ class App:
     maintenance: Maintenance = attrs.field(factory=Maintenance)
     #: the channel customers must join before buying (REQUIRED_CHANNEL_ID), if any
     channel_gate: ChannelGate | None = None
+    #: per-customer limits by kind of action (``shop.limits``): this instance's, or Redis's
+    limits: Limits = attrs.field(
+        default=attrs.Factory(lambda app: LocalLimits(rules_from(app.config)), takes_self=True)
+    )
+    #: the Redis link when REDIS_URL is set (``/readyz`` reports it)
+    redis: RedisLink | None = None
+    #: hands journaled updates to actors, with customers leased across instances (webhook
+    #: mode or INSTANCES > 1); None with one polling instance (the poller has its own)
+    dispatcher: Dispatcher | None = None
+    #: set on SIGTERM: /readyz answers 503 while in-flight work finishes
+    draining: trio.Event = attrs.field(factory=trio.Event)

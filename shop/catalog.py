@@ -28,6 +28,9 @@ is, and the shop exits with code 2. Shape (``[trial]`` and ``[[packages]]`` opti
     [referral]                    # for the referrer, once per referee's first purchase
     days = 7                      # and/or credit = { XTR = 50 }
     welcome_days = 3              # for the referee, with that purchase (optional)
+    [[faq]]                       # Help → FAQ, in the customer's language (plain text)
+    question = { en = "How do I pay?", ru = "Как оплатить?" }
+    answer = { en = "Choose a plan under Buy.", ru = "Выберите тариф в разделе «Купить»." }
 
 Amounts are whole Stars (integers) for XTR and decimal strings for other currencies;
 they are held as integer minor units.
@@ -45,6 +48,7 @@ import attrs
 
 from .errors import ConfigError
 from .money import STARS, MoneyError, to_minor
+from .telegram.texts import LANGUAGES
 
 EXAMPLE = Path(__file__).with_name("catalog_example.toml")
 STARS_SUBSCRIPTION_DAYS = 30  # Telegram's only subscription period (2592000 s)
@@ -114,6 +118,20 @@ class Referral:
 
 
 @attrs.frozen
+class Faq:
+    """A question and its answer, per language (English is always there)."""
+
+    questions: Mapping[str, str]
+    answers: Mapping[str, str]
+
+    def question(self, language: str) -> str:
+        return self.questions.get(language) or self.questions["en"]
+
+    def answer(self, language: str) -> str:
+        return self.answers.get(language) or self.answers["en"]
+
+
+@attrs.frozen
 class Catalog:
     trial_days: int
     plans: tuple[Plan, ...]
@@ -121,6 +139,7 @@ class Catalog:
     trial_limits: Limits = Limits()
     topup: TopUp = TopUp()
     referral: Referral = Referral()
+    faq: tuple[Faq, ...] = ()
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
@@ -188,7 +207,51 @@ def _catalog(data: dict[str, Any], problems: _Problems) -> Catalog:
             problems.add(kind, f"id {duplicate!r} is used twice")
     topup = _topup(data.get("topup", {}), problems)
     referral = _referral(data.get("referral", {}), problems)
-    return Catalog(trial_days, plans, packages, trial_limits, topup, referral)
+    faq = tuple(
+        entry
+        for n, raw in enumerate(_tables(data, "faq", problems))
+        if (entry := _faq(raw, f"faq[{n}]", problems)) is not None
+    )
+    return Catalog(trial_days, plans, packages, trial_limits, topup, referral, faq)
+
+
+#: How long an FAQ question (a button) and its answer (a message, with the question) may be.
+FAQ_QUESTION_MAX = 120
+FAQ_ANSWER_MAX = 3900
+
+
+def _faq(raw: dict[str, Any], place: str, problems: _Problems) -> Faq | None:
+    for key in sorted(raw.keys() - {"question", "answer"}):
+        problems.add(f"{place} {key}", "unknown key: an entry has a question and an answer")
+    question = _localised(raw.get("question"), f"{place} question", FAQ_QUESTION_MAX, problems)
+    answer = _localised(raw.get("answer"), f"{place} answer", FAQ_ANSWER_MAX, problems)
+    if question is None or answer is None:
+        return None
+    for language in sorted((question.keys() ^ answer.keys()) & set(LANGUAGES)):
+        has = "a question but no answer" if language in question else "an answer but no question"
+        problems.add(f"{place} {language}", f"has {has} in this language")
+    return Faq(question, answer)
+
+
+def _localised(value: Any, place: str, limit: int, problems: _Problems) -> dict[str, str] | None:
+    """A text, or a table of texts by language with at least ``en``."""
+    if isinstance(value, str):
+        value = {"en": value}
+    if (
+        not isinstance(value, dict)
+        or "en" not in value
+        or not all(isinstance(v, str) and v.strip() for v in value.values())
+    ):
+        problems.add(place, 'expected a text, or a table with at least en = "..."')
+        return None
+    texts = {language: text.strip() for language, text in value.items()}
+    for language, text in texts.items():
+        if language not in LANGUAGES:
+            expected = ", ".join(LANGUAGES)
+            problems.add(f"{place} {language}", f"unknown language (expected {expected})")
+        elif len(text) > limit:
+            problems.add(f"{place} {language}", f"longer than {limit} characters")
+    return texts
 
 
 def _topup(raw: Any, problems: _Problems) -> TopUp:

@@ -98,6 +98,13 @@ def database_url(raw: str) -> str:
     return value
 
 
+def redis_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^(rediss?|unix)://", value):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return value
+
+
 def id_list(raw: str) -> frozenset[int]:
     ids = set()
     for part in re.split(r"[,\s]+", raw.strip()):
@@ -119,6 +126,13 @@ def networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
         except ValueError:
             raise ValueError("expected IP addresses or CIDR networks separated by commas") from None
     return tuple(nets)
+
+
+def webhook_secret(raw: str) -> str:
+    """What setWebhook accepts as ``secret_token``: 1-256 characters A-Z, a-z, 0-9, _ and -."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", raw):
+        raise ValueError("expected 1-256 characters from A-Z, a-z, 0-9, _ and -")
+    return raw
 
 
 def channel_id(raw: str) -> int:
@@ -206,6 +220,13 @@ VARIABLES: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "REDIS_URL",
+        "Redis URL (redis://, rediss:// or unix://): rate limits and the Telegram send budget"
+        " shared by all instances; unset = each instance keeps its own",
+        redis_url,
+        secret=True,
+    ),
+    Var(
         "SHOP_DATA_DIR",
         "where the embedded database and other local state live",
         Path,
@@ -269,6 +290,24 @@ VARIABLES: tuple[Var, ...] = (
         "seconds of silence for a customer over RATE_LIMIT",
         seconds(0, 86400),
         default="300",
+    ),
+    Var(
+        "RATE_LIMIT_MESSAGES",
+        "messages a customer may send per window: N or N/seconds (then told when to retry)",
+        rate_limit,
+        default="10/60",
+    ),
+    Var(
+        "RATE_LIMIT_CALLBACKS",
+        "buttons a customer may press per window: N or N/seconds (then told when to retry)",
+        rate_limit,
+        default="20/60",
+    ),
+    Var(
+        "RATE_LIMIT_PAYMENTS",
+        "payments a customer may create per window: N or N/seconds (then told when to retry)",
+        rate_limit,
+        default="2/60",
     ),
     Var(
         "SHOP_CATALOG",
@@ -450,6 +489,32 @@ VARIABLES: tuple[Var, ...] = (
         url,
     ),
     Var(
+        "TELEGRAM_WEBHOOK_URL",
+        "https URL Telegram posts updates to (…/telegram/webhook); unset = long polling",
+        url,
+    ),
+    Var(
+        "TELEGRAM_WEBHOOK_SECRET",
+        "the secret Telegram sends with each update (1-256 of A-Z a-z 0-9 _ -); required"
+        " with TELEGRAM_WEBHOOK_URL",
+        webhook_secret,
+        secret=True,
+    ),
+    Var(
+        "TELEGRAM_WEBHOOK_MAX_CONNECTIONS",
+        "how many connections Telegram may open to deliver updates at once",
+        integer(1, 100),
+        default="40",
+    ),
+    Var(
+        "INSTANCES",
+        "how many shop instances share this database; above 1, customers' updates are"
+        " leased to one instance at a time (without REDIS_URL each instance also takes"
+        " 1/INSTANCES of TELEGRAM_GLOBAL_RATE)",
+        integer(1, 64),
+        default="1",
+    ),
+    Var(
         "TEXTS_DIR",
         "a directory of <language>.po files whose texts replace the shipped ones",
         Path,
@@ -462,6 +527,7 @@ class Config:
     """The validated configuration; one field per variable, named in lower case."""
 
     database_url: str | None
+    redis_url: str | None
     shop_data_dir: Path
     log_level: str
     log_format: str
@@ -475,6 +541,9 @@ class Config:
     telegram_paid_broadcast: bool
     rate_limit: tuple[int, float]
     rate_limit_ban: float
+    rate_limit_messages: tuple[int, float]
+    rate_limit_callbacks: tuple[int, float]
+    rate_limit_payments: tuple[int, float]
     admin_ids: frozenset[int]
     admin_chat_id: int | None
     shop_catalog: Path | None
@@ -525,6 +594,16 @@ class Config:
     required_channel_id: int | None
     required_channel_url: str | None
     texts_dir: Path | None
+    telegram_webhook_url: str | None
+    telegram_webhook_secret: str | None
+    telegram_webhook_max_connections: int
+    instances: int
+
+    @property
+    def shared(self) -> bool:
+        """Whether other instances may handle this shop's updates too (webhook mode, or
+        INSTANCES above 1): then customers are leased (``actors.dispatcher``)."""
+        return self.instances > 1 or self.telegram_webhook_url is not None
 
     @property
     def payment_providers(self) -> tuple[str, ...]:
@@ -579,6 +658,13 @@ _CREDENTIAL_PAIRS = (
 def _cross_checks(values: dict[str, Any]) -> list[str]:
     """Rules that involve more than one variable (run only on values that parsed)."""
     problems = []
+    if values.get("telegram_webhook_url") and not values.get("telegram_webhook_secret"):
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET is required with TELEGRAM_WEBHOOK_URL: without it anyone"
+            " could post updates to the shop"
+        )
+    if (values.get("telegram_webhook_url") or "").startswith("http://"):
+        problems.append("TELEGRAM_WEBHOOK_URL: Telegram delivers updates to https URLs only")
     for pair in _CREDENTIAL_PAIRS:
         given = [name for name in pair if values.get(name.lower())]
         if given and len(given) < len(pair):
@@ -599,6 +685,11 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
         if not values.get(name.lower()):
             problems.append(f"{name} is required with FULFILMENT={values['fulfilment']}")
     rate, paid = values.get("telegram_global_rate"), values.get("telegram_paid_broadcast")
+    if rate is not None and (values.get("instances") or 1) > rate and not values.get("redis_url"):
+        problems.append(
+            "INSTANCES: without REDIS_URL each instance sends TELEGRAM_GLOBAL_RATE / INSTANCES"
+            " messages a second, and that must be at least 1"
+        )
     if rate is not None and paid is False and rate > 30:
         problems.append(
             "TELEGRAM_GLOBAL_RATE: Telegram allows at most 30 messages/s without paid "

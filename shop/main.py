@@ -31,11 +31,14 @@ from pathlib import Path
 import attrs
 import trio
 
+from . import maintenance
 from .actors.alerts import AlertRelay
 from .actors.broadcast import Broadcaster
 from .actors.broadcast_progress import ProgressReporter
 from .actors.courier import Courier
+from .actors.dispatcher import Dispatcher
 from .actors.fulfilment import import_accounts, run_fulfilment, sync_everyone
+from .actors.intake import lead, run_dispatcher, run_webhook_intake
 from .actors.jobs import default_jobs, run_notice_deliverer
 from .actors.notices import render as render_notice
 from .actors.payment import payment_kind
@@ -57,7 +60,9 @@ from .fulfilment.backends import open_fulfilment
 from .fulfilment.channel import ChannelAccess
 from .fulfilment.hiddify import Hiddify
 from .fulfilment.remnawave import Remnawave
+from .growth.channel_gate import ChannelGate
 from .http.serve import serve_http
+from .limits import open_limits
 from .logs import setup_logging
 from .metrics import Metrics
 from .payments.gateways import open_gateways
@@ -66,7 +71,7 @@ from .sandbox.settings import Sandbox, sandbox_config
 from .store import Store, apply_schema, open_embedded_postgres, open_store
 from .store.instance import open_instance
 from .store.pool import BusyHook
-from .telegram.api import open_bot_client
+from .telegram.api import BotClient, open_bot_client
 from .telegram.outbox import Outbox, current_receipts
 from .telegram.texts import load_texts
 from .wakeup import Wakeup
@@ -110,6 +115,14 @@ async def apply_schema_patiently(store: Store, patience: float) -> None:
             delay = min(delay * 2, 10.0)
 
 
+#: Seconds /readyz says "draining" before the HTTP server closes, after SIGTERM.
+DRAIN_NOTICE = 2.0
+
+#: Messages a chat may get at once before the outbox paces it to one a second (issue 15:
+#: an invoice and then a screen are not held back; Telegram allows short bursts).
+CHAT_BURST = 3
+
+
 async def serve_shop(
     config: Config,
     stop: trio.Event,
@@ -141,6 +154,7 @@ async def serve_shop(
         open_database(config) as url,
         open_store(url, on_busy=on_busy, patience=store_timeout) as store,
         open_bot_client(config.telegram_api_url, config.telegram_token) as bot,
+        open_limits(config) as limiting,  # Redis when REDIS_URL is set
         open_gateways(config, wall, rng) as gateways,
         _fulfilment(config, fulfilment, store, wall) as backend,
         contextlib.AsyncExitStack() as stack,  # the instance lock, taken once the schema is in
@@ -156,9 +170,11 @@ async def serve_shop(
                     metrics.watch_actors(actors.stats)
                     outbox = Outbox(
                         bot,
-                        global_rate=config.telegram_global_rate,
+                        global_rate=limiting.send_rate,
                         paid_broadcast=config.telegram_paid_broadcast,
-                        bulk_headroom=max(1, config.telegram_global_rate // 10),
+                        bulk_headroom=max(1, limiting.send_rate // 10),
+                        budget=limiting.budget,
+                        chat_burst=CHAT_BURST,
                         on_blocked=partial(_report_blocked, actors),
                         on_event=metrics.outbox_event,
                         rng=rng,
@@ -172,6 +188,12 @@ async def serve_shop(
                     notices_due = Wakeup()
                     courier = Courier(store, outbox, wall, notices_due)
                     await services.start(courier.run)
+
+                    def update_handled(seconds: float) -> None:
+                        metrics.update_latency.observe(seconds)
+                        if on_update_handled is not None:
+                            on_update_handled(seconds)
+
                     app = App(
                         config=config,
                         clock=wall,
@@ -180,7 +202,7 @@ async def serve_shop(
                         metrics=metrics,
                         bot=bot,
                         outbox=outbox,
-                        texts=load_texts(),
+                        texts=load_texts(overrides=config.texts_dir),
                         catalog=catalog or load_catalog(config.shop_catalog),
                         fulfilment=backend,
                         gateways=gateways,
@@ -193,17 +215,27 @@ async def serve_shop(
                         ),
                         broadcast_progress=ProgressReporter(store, outbox, wall),
                         instance=instance,
+                        channel_gate=_channel_gate(config, bot),
+                        limits=limiting.limits,
+                        redis=limiting.redis,
+                        dispatcher=Dispatcher(
+                            store,
+                            actors,
+                            wall,
+                            instance=instance,
+                            shared=True,
+                            on_handled=update_handled,
+                            backoff=lambda: 1.0 + rng.random(),
+                        )
+                        if config.shared
+                        else None,
                     )
                     courier.render = partial(render_notice, app)
+                    app.maintenance.manual = await store.run_statement(maintenance.load)
                     if isinstance(backend, ChannelAccess):
                         backend.attach(outbox)  # it tells customers through the outbox
                     actors.register(user_kind(app))
                     actors.register(payment_kind(app))
-
-                    def update_handled(seconds: float) -> None:
-                        metrics.update_latency.observe(seconds)
-                        if on_update_handled is not None:
-                            on_update_handled(seconds)
 
                     poller = Poller(
                         bot,
@@ -213,17 +245,28 @@ async def serve_shop(
                         rng=rng,
                         on_handled=update_handled,
                         poll_timeout=poll_timeout,
+                        identity=app.identity,
+                        dispatcher=app.dispatcher,
                     )
                     http_stop = trio.Event()
                     async with trio.open_nursery() as intake:
                         urls = await intake.start(http, app, http_stop)
-                        intake.start_soon(poller.run, stop)
+                        _start_intake(intake, app, bot, poller, rng, stop)
                         intake.start_soon(_until, stop, run_reconciler, app)
                         intake.start_soon(_until, stop, run_notice_deliverer, app)
                         intake.start_soon(_until, stop, run_fulfilment, app)
                         intake.start_soon(app.broadcaster.run, stop)  # stops by itself
                         intake.start_soon(_until, stop, app.broadcast_progress.run)
-                        intake.start_soon(_until, stop, timer, app, jobs or default_jobs(config))
+                        if app.channel_gate is not None:
+                            intake.start_soon(_until, stop, app.channel_gate.prepare)
+                        schedule = jobs or default_jobs(config)
+                        if config.shared:  # one timer across instances
+                            run_timer_until = partial(_timer_until, timer, app, schedule)
+                            intake.start_soon(
+                                lead, store, wall, instance, "timer", run_timer_until, stop
+                            )
+                        else:
+                            intake.start_soon(_until, stop, timer, app, schedule)
                         task_status.started(Running(app, urls))
                         await stop.wait()
                         log.info(
@@ -231,6 +274,10 @@ async def serve_shop(
                             config.shutdown_grace,
                         )
                         hard_stop.deadline = trio.current_time() + config.shutdown_grace
+                        # Not ready any more, and still serving for a moment, so a load
+                        # balancer moves new requests elsewhere before the server closes.
+                        app.draining.set()
+                        await trio.sleep(min(DRAIN_NOTICE, config.shutdown_grace / 4))
                         http_stop.set()
                     await actors.drain()
                 await outbox.drain()
@@ -249,8 +296,36 @@ async def _fulfilment(
     if given is not None:
         yield given
     else:
-        async with open_fulfilment(config, store, clock, load_texts()) as backend:
+        async with open_fulfilment(
+            config, store, clock, load_texts(overrides=config.texts_dir)
+        ) as backend:
             yield backend
+
+
+def _start_intake(
+    intake: trio.Nursery,
+    app: App,
+    bot: BotClient,
+    poller: Poller,
+    rng: random.Random,
+    stop: trio.Event,
+) -> None:
+    """Updates come in by webhook, or by polling (one poller across instances)."""
+    config, dispatcher = app.config, app.dispatcher
+    if config.telegram_webhook_url is not None:
+        assert dispatcher is not None
+        intake.start_soon(run_webhook_intake, bot, config, dispatcher, app.identity, rng, stop)
+    elif dispatcher is not None:
+        intake.start_soon(run_dispatcher, bot, dispatcher, app.identity, rng, stop)
+        intake.start_soon(lead, app.store, app.clock, app.instance, "poller", poller.run, stop)
+    else:
+        intake.start_soon(poller.run, stop)
+
+
+def _channel_gate(config: Config, bot: BotClient) -> ChannelGate | None:
+    if config.required_channel_id is None:
+        return None
+    return ChannelGate(bot, config.required_channel_id, config.required_channel_url)
 
 
 async def _open_instance_patiently(stack: contextlib.AsyncExitStack, store: Store) -> int:
@@ -271,6 +346,12 @@ async def _until(stop: trio.Event, run: Callable[..., Awaitable[object]], *args:
         nursery.start_soon(run, *args)
         await stop.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _timer_until(
+    timer: Callable[..., Awaitable[object]], app: App, jobs: Sequence[Job], until: trio.Event
+) -> None:
+    await _until(until, timer, app, jobs)
 
 
 async def _report_blocked(actors: Registry, chat_id: int) -> None:
@@ -411,6 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config = load_config(os.environ, args.command)
         catalog = load_catalog(config.shop_catalog)
+        load_texts(overrides=config.texts_dir)  # TEXTS_DIR's mistakes stop the start here
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
@@ -454,6 +536,7 @@ def _secrets(config: Config) -> list[str]:
     """Values that must never reach a log line."""
     values = (
         config.database_url,
+        config.redis_url,
         config.telegram_token,
         config.admin_token,
         config.metrics_token,

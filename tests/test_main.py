@@ -115,7 +115,7 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(
     embedded = f"postgresql://postgres@/postgres?host={tmp_path / 'postgres'}"
     proc, base = start_shop(env)
     try:
-        assert wait_ready(proc, base).json() == {"status": "ready"}
+        assert wait_ready(proc, base).json()["status"] == "ready"
         with psycopg.connect(embedded, autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO customers (telegram_id, first_seen, last_seen)"

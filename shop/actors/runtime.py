@@ -162,7 +162,14 @@ class Registry:
         send, inbox = trio.open_memory_channel[_Envelope](kind.mailbox_size)
         cell = _Cell(kind, key, send, inbox)
         self._cells[(kind_name, key)] = cell
-        self._nursery.start_soon(self._run, cell, name=f"{kind_name}[{key}]")
+        # The task copies the sender's context: without the carried values, or it would
+        # keep the first sender's (an update's receipts) alive for its whole life.
+        tokens = [var.set(None) for var in self._carried]
+        try:
+            self._nursery.start_soon(self._run, cell, name=f"{kind_name}[{key}]")
+        finally:
+            for var, token in zip(reversed(self._carried), reversed(tokens), strict=True):
+                var.reset(token)
         return cell
 
     # -- the actor task ------------------------------------------------------------

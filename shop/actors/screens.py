@@ -79,8 +79,11 @@ def back(t: Texts, lang: str, to: str = "menu") -> list[InlineKeyboardButton]:
     return [button(t(lang, "btn.back"), to)]
 
 
-def help_screen(t: Texts, lang: str) -> Screen:
-    return Screen("help", t(lang, "help.text"), keyboard(back(t, lang)))
+def help_screen(t: Texts, lang: str, *, faq: bool = False, support: bool = False) -> Screen:
+    """``faq``: the catalog has questions; ``support``: tickets have somewhere to go."""
+    rows = [[button(t(lang, "btn.faq"), "faq")] if faq else []]
+    rows.append([button(t(lang, "btn.write_support"), "sup")] if support else [])
+    return Screen("help", t(lang, "help.text"), keyboard(*rows, back(t, lang)))
 
 
 def language_screen(t: Texts, lang: str) -> Screen:

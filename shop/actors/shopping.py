@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..catalog import STARS_SUBSCRIPTION_DAYS, Package, Plan
 from ..errors import AskTimeout, NotFound, TelegramError
 from ..growth import topup
+from ..limits import Action
 from ..money import STARS
 from ..store import checkouts, discounts, ledger, payments
 from ..store.payments import NewPayment, PaymentRow
@@ -158,6 +159,8 @@ async def start_payment(
             new.currency, now, new.gift,
         )  # fmt: skip
     if payment is None:
+        if await actor.over_limit(Action.PAYMENT, query):  # RATE_LIMIT_PAYMENTS
+            return True
         payment = await actor.app.store.run(discounts.create_payment, new, now, PAYABLE_FOR)
     if chosen.key == "balance":
         balance = await actor.app.store.run(ledger.balance, actor.id, currency)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,9 +34,14 @@ from ..admin import router as admin
 from ..app import App
 from ..errors import NotFound
 from ..growth import codes, joining, referrals, topup
+from ..limits import Action
 from ..store import customers, operators
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
+from ..support import customers as support_customers
+from ..support import desk as support_desk
+from ..support import faq as support_faq
+from ..support import operators as support
 from ..telegram.outbox import Lane
 from ..telegram.texts import LANGUAGES, pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
@@ -67,7 +71,10 @@ class UserActor:
         self.customer: CustomerRow | None = None
         self.screen = "main"
         self._unsaved = False
-        self._recent: deque[float] = deque()  # trio times of recent updates
+        # Trio times of recent updates. A list, not a deque: an empty deque takes 600 bytes
+        # and a live actor per customer makes that 60 MB at 100,000 customers (issue 15);
+        # the window holds at most RATE_LIMIT's N (20 by default), so trimming is cheap.
+        self._recent: list[float] = []
         self._silent_until = -math.inf
         self.trial_open = False  # cached from the customer row; a purchase closes it
         self.awaiting: Awaiting | None = None  # what the next text answers (operators)
@@ -98,6 +105,9 @@ class UserActor:
         sender = update.sender
         assert sender is not None
         assert sender.id == self.id
+        if support.in_support_chat(self.app, update):  # an operator at work, not a customer
+            await support.on_support_chat(self, update)
+            return
         fresh = False  # this update brought a customer the shop had never seen
         if self.customer is None:
             self.customer = await self._greeter.submit(
@@ -135,6 +145,8 @@ class UserActor:
             return
         if not await self._admit(update):
             return
+        if await self._over_limit(update):
+            return
         if update.callback_query is not None:
             await self._on_button(update.callback_query)
         elif update.message is not None:
@@ -149,8 +161,10 @@ class UserActor:
             await self._answer_silently(update)
             return False
         limit, span = self.app.config.rate_limit
-        while self._recent and self._recent[0] <= now - span:
-            self._recent.popleft()
+        stale = 0
+        while stale < len(self._recent) and self._recent[stale] <= now - span:
+            stale += 1
+        del self._recent[:stale]
         if len(self._recent) >= limit:
             self._recent.clear()
             self._silent_until = now + self.app.config.rate_limit_ban
@@ -159,6 +173,32 @@ class UserActor:
             await self.send_text(self.t("slow.down"))
             return False
         self._recent.append(now)
+        return True
+
+    async def _over_limit(self, update: Update) -> bool:
+        """RATE_LIMIT_CALLBACKS and RATE_LIMIT_MESSAGES, on top of RATE_LIMIT."""
+        if update.callback_query is not None:
+            return await self.over_limit(Action.CALLBACK, update.callback_query)
+        return update.message is not None and await self.over_limit(Action.MESSAGE)
+
+    async def over_limit(self, action: Action, query: CallbackQuery | None = None) -> bool:
+        """Whether this attempt at ``action`` is over the customer's limit for it.
+
+        The first refusal tells them when they may try again (a pressed button hears it
+        as its answer); later ones only stop the button's spinner. Operators are exempt.
+        """
+        if self.id in self.app.config.admin_ids:
+            return False
+        verdict = await self.app.limits.check(action, self.id)
+        if verdict.allowed:
+            return False
+        text = self.t("limit.wait", seconds=verdict.seconds) if verdict.tell else None
+        if query is not None:
+            await self.answer(query, text)
+        elif text is not None:
+            await self.send_text(text)
+        if verdict.tell:
+            log.info("customer %s is over the %s limit", self.id, action.value)
         return True
 
     @property
@@ -190,6 +230,8 @@ class UserActor:
     async def _on_message(self, message: Message, fresh: bool = False) -> None:
         if self.customer is not None and self.customer.blocked:
             await self._set_blocked(False)  # they write to us, so they can read us
+        if await support.on_admin_reply(self, message):  # an answer to a ticket
+            return
         command, _, argument = (message.text or "").strip().partition(" ")
         command = command.split("@")[0].lower()
         if self.awaiting is not None and not command.startswith("/"):
@@ -213,14 +255,14 @@ class UserActor:
             else:
                 await codes.ask(self, None)
         elif command == "/help":
-            await self.show_new(screens.help_screen(self.app.texts, self.lang))
+            await self.show_new(self.help())
         elif command == "/paysupport":
             await self.send_text(self.t("help.paysupport"))
         elif command in ("/language", "/lang"):
             await self.show_new(screens.language_screen(self.app.texts, self.lang))
         elif command == "/menu":
             await self.show_new(self.menu())
-        else:
+        elif command.startswith("/") or not await support_customers.add_to_ticket(self, message):
             await self.send_text(self.t("unknown.input"))
             await self.show_new(self.menu())
 
@@ -300,6 +342,10 @@ class UserActor:
         return screens.main_menu(
             self.app.texts, self.lang, greet=greet, trial_days=trial, invite=invite, closed=closed
         )
+
+    def help(self) -> Screen:
+        faq, support = bool(self.app.catalog.faq), bool(support_desk.destinations(self.app))
+        return screens.help_screen(self.app.texts, self.lang, faq=faq, support=support)
 
     # -- state ---------------------------------------------------------------------
 
@@ -394,7 +440,7 @@ async def _show_menu(actor: UserActor, target: Message | None) -> None:
 
 
 async def _show_help(actor: UserActor, target: Message | None) -> None:
-    await actor.show(target, screens.help_screen(actor.app.texts, actor.lang))
+    await actor.show(target, actor.help())
 
 
 async def _pay(
@@ -464,6 +510,10 @@ _BUTTONS: dict[str, Button] = {
     "promo": _simple(codes.ask),
     "ref": _simple(referrals.show),
     "topup": _topup,
+    "faq": support_faq.show,
+    "sup": _simple(support_customers.ask),
+    support_customers.CLOSE: support_customers.close,
+    support_desk.CLOSE: support.close_button,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..actors.conversation import Conversation
+from ..support import operators as support
 from ..telegram.types import CallbackQuery, Message
 from . import broadcasts, customers, panel, promos
 
@@ -47,6 +48,8 @@ async def on_message(
         await promos.create(conv, message, argument)
     elif command == "/maintenance":
         await panel.switch_maintenance(conv, message, argument)
+    elif command == "/tickets":
+        await conv.show_new(await support.tickets_screen(conv))
     elif message.forward_origin is not None:
         await customers.open_forwarded(conv, message)
     else:

@@ -17,6 +17,7 @@ from .admin import admin_api, bearer_matches
 from .broadcasts import broadcasts_api
 from .growth import growth_api
 from .panel import panel_webhooks
+from .telegram_webhook import telegram_webhook
 from .webhooks import webhooks
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,17 @@ def create_app(app: App) -> QuartTrio:
         return {"status": "ok"}, 200
 
     @web.get("/readyz")
-    async def readyz() -> tuple[dict[str, str], int]:
+    async def readyz() -> tuple[dict[str, Any], int]:
+        # Redis down degrades (local limits), Telegram not answered yet or a provider's
+        # breaker open are reported, but keep the instance ready: it still does its work.
+        extra: dict[str, Any] = {
+            "telegram": "ok" if app.identity.id else "starting",
+            "payments": {g.name: "open" if g.breaker.is_open else "ok" for g in app.gateways},
+        }
+        if app.redis is not None:
+            extra["redis"] = "ok" if await app.redis.ping() else "down"
+        if app.draining.is_set():  # SIGTERM: a load balancer should send work elsewhere
+            return {"status": "draining", **extra}, 503
         try:
             await app.store.ping()
         except StoreUnavailable as exc:
@@ -55,8 +66,8 @@ def create_app(app: App) -> QuartTrio:
             # the user or (in a malformed URL) the password. The log gets the detail.
             detail = " ".join(str(exc.__cause__ or exc).split())  # the driver's, in full
             log.warning("not ready: database: %s", _without_credentials(detail, app))
-            return {"status": "unavailable", "reason": "database"}, 503
-        return {"status": "ready"}, 200
+            return {"status": "unavailable", "reason": "database", **extra}, 503
+        return {"status": "ready", **extra}, 200
 
     @web.get("/metrics")
     async def metrics() -> Response | tuple[dict[str, str], int, dict[str, str]]:
@@ -79,6 +90,7 @@ def create_app(app: App) -> QuartTrio:
     web.register_blueprint(growth_api(app))
     web.register_blueprint(panel_webhooks(app))  # before the providers' /webhooks/<name>
     web.register_blueprint(webhooks(app))
+    web.register_blueprint(telegram_webhook(app, app.dispatcher))
     return web
 
 

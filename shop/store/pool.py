@@ -63,6 +63,18 @@ class Store:
         """
         return await self.in_thread(self._single, fn, args)
 
+    async def run_patiently(self, fn: Callable[Concatenate[Connection, P], T], *args: Any) -> T:
+        """:meth:`run`, retried with backoff (0.5 s doubling to 30 s) for as long as the
+        database is unreachable: for work that must happen, such as journaling updates."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.run(fn, *args)
+            except StoreUnavailable as exc:
+                log.warning("database unreachable (%s); retrying in %.1f s", exc, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     def _single(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
             with self.pool.connection(timeout=self._timeout) as conn:

@@ -1,22 +1,27 @@
-"""A raw Bot API client over httpx.
+"""A raw Bot API client.
 
 ``BotClient.call("sendMessage", {...})`` posts JSON to
 ``{TELEGRAM_API_URL}/bot{TELEGRAM_TOKEN}/sendMessage`` and returns ``result``, or
 raises the typed error that :func:`check_answer` maps the answer to. The token is part
-of every URL, so no URL, request or httpx exception text ever leaves this module:
-errors carry the method name only.
+of every URL, so no URL, request or transport exception text ever leaves this module:
+errors carry the method name and a reason such as ``ReadTimeout`` only.
+
+Requests go over keep-alive HTTP/1.1 connections of our own (:mod:`.http11`); httpx
+stays for the payment providers, and here for a test's transport or an HTTP proxy.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 import attrs
 import httpx
-import trio
+import orjson
 
 from ..errors import (
     BadRequest,
@@ -31,6 +36,7 @@ from ..errors import (
     TelegramServerError,
     Unauthorized,
 )
+from .http11 import ConnectionPool, HttpError
 
 #: Seconds a call may take, unless the caller sets its own (long polls do).
 DEFAULT_TIMEOUT = 15.0
@@ -53,8 +59,8 @@ def check_answer(method: str, status: int, body: bytes) -> Any:
     error code.
     """
     try:
-        answer = json.loads(body)
-    except ValueError:
+        answer = orjson.loads(body)
+    except ValueError:  # orjson.JSONDecodeError is one
         answer = None
     if not isinstance(answer, dict) or "ok" not in answer:
         raise TelegramServerError(method, status, f"not a Bot API answer (HTTP {status})")
@@ -73,29 +79,30 @@ def check_answer(method: str, status: int, body: bytes) -> Any:
     raise _BY_CODE.get(code, TelegramError)(method, code, description)
 
 
+class Session(Protocol):
+    """How a :class:`BotClient` reaches the Bot API: one POST, the status and body back."""
+
+    async def request(
+        self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes, *, read_timeout: float
+    ) -> tuple[int, bytes]:
+        """Raises :class:`~shop.telegram.http11.HttpError` when no whole answer came."""
+        ...
+
+
 class BotClient:
     """Calls Bot API methods. Build it with :func:`open_bot_client`.
 
-    It keeps ``connections`` httpx clients of one connection each and lends one to each
-    call. (httpcore's shared pool re-examines every connection for every request, which
-    costs more CPU than the request itself once a few dozen are open; a free list of
-    single-connection clients is O(1).) Long polls get a client of their own, so they
-    never hold up sends.
+    Calls go over a :class:`~shop.telegram.http11.ConnectionPool` of ``connections``
+    keep-alive connections (HTTP/1.1 written and parsed directly over trio streams: through
+    httpx a call cost more CPU than the rest of a reply, issue #15). Long polls get a
+    connection of their own, so they never hold up sends.
     """
 
-    def __init__(
-        self,
-        clients: list[httpx.AsyncClient],
-        long_poll: httpx.AsyncClient,
-        api_url: str,
-        token: str,
-    ) -> None:
-        self._free_send, self._free = trio.open_memory_channel[httpx.AsyncClient](len(clients))
-        for client in clients:
-            self._free_send.send_nowait(client)
-        self._long_poll = long_poll
-        self._base = f"{api_url.rstrip('/')}/bot{token}/"
-        self._timeouts: dict[float | None, httpx.Timeout] = {}
+    def __init__(self, sends: Session, long_polls: Session, api_url: str, token: str) -> None:
+        self._sends = sends
+        self._long_polls = long_polls
+        path = urlsplit(api_url).path.rstrip("/")
+        self._prefix = f"{path}/bot{quote(token, safe=':')}/".encode("ascii")
 
     async def call(
         self,
@@ -108,35 +115,20 @@ class BotClient:
 
         ``read_timeout`` marks a long poll: it may wait that long for an answer.
         """
-        request = _request(params or {})
-        if read_timeout is not None:
-            return await self._post(self._long_poll, method, request, read_timeout)
-        client = await self._free.receive()
+        body, content_type = _encode(params or {})
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        session = self._sends if read_timeout is None else self._long_polls
         try:
-            return await self._post(client, method, request, None)
-        finally:
-            self._free_send.send_nowait(client)
-
-    async def _post(
-        self,
-        client: httpx.AsyncClient,
-        method: str,
-        request: dict[str, Any],
-        read_timeout: float | None,
-    ) -> Any:
-        timeout = self._timeouts.get(read_timeout)
-        if timeout is None:
-            timeout = httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout or DEFAULT_TIMEOUT)
-            self._timeouts[read_timeout] = timeout
-        try:
-            response = await client.post(self._base + method, timeout=timeout, **request)
-        except httpx.TransportError as exc:
-            # str(exc) can name the URL, and the URL holds the token: keep the class only.
-            raise TelegramNetworkError(method, type(exc).__name__) from None
-        return check_answer(method, response.status_code, response.content)
-
-
-_JSON = {"content-type": "application/json"}
+            status, answer = await session.request(
+                self._prefix + method.encode("ascii"),
+                headers,
+                body,
+                read_timeout=read_timeout or DEFAULT_TIMEOUT,
+            )
+        except HttpError as exc:
+            # The target holds the token: the error keeps the method and a class name only.
+            raise TelegramNetworkError(method, exc.reason) from None
+        return check_answer(method, status, answer)
 
 
 @attrs.frozen
@@ -149,20 +141,54 @@ class InputFile:
     content_type: str
 
 
-def _request(params: Mapping[str, Any]) -> dict[str, Any]:
-    """httpx arguments for a call: JSON, or multipart when a parameter is a file (then
-    the other parameters are form fields, objects among them as JSON text)."""
+_JSON = b"application/json"
+
+
+def _encode(params: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The body of a call and its content type: JSON, or multipart when a parameter is a
+    file (then the other parameters are form fields, objects among them as JSON text)."""
     files = {k: (v.filename, v.content, v.content_type) for k, v in params.items()
              if isinstance(v, InputFile)}  # fmt: skip
     if not files:
-        body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode()
-        return {"content": body, "headers": _JSON}
+        return orjson.dumps(params), _JSON
     fields = {
         key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         for key, value in params.items()
         if key not in files
     }
-    return {"data": fields, "files": files}
+    # Uploads are rare (a QR code now and then): httpx's multipart encoder writes them.
+    upload = httpx.Request("POST", "http://upload.invalid/", data=fields, files=files)
+    return upload.read(), upload.headers["content-type"].encode("latin-1")
+
+
+class _HttpxSession:
+    """The Bot API through an httpx client: a test's transport, or a proxy that the
+    environment names (``HTTPS_PROXY``...), which httpx honours and the pool does not."""
+
+    def __init__(self, client: httpx.AsyncClient, api_url: str) -> None:
+        self._client = client
+        parts = urlsplit(api_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+
+    async def request(
+        self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes, *, read_timeout: float
+    ) -> tuple[int, bytes]:
+        limits = httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout)
+        url = self._origin + target.decode("ascii")
+        try:
+            response = await self._client.post(url, content=body, headers=headers, timeout=limits)
+        except httpx.TransportError as exc:
+            raise HttpError(type(exc).__name__) from None  # its text may name the URL
+        return response.status_code, response.content
+
+
+def _proxied(api_url: str) -> bool:
+    """Whether the environment sends requests for this URL through a proxy (as httpx reads it)."""
+    parts = urlsplit(api_url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.netloc)
 
 
 @asynccontextmanager
@@ -173,13 +199,22 @@ async def open_bot_client(
     connections: int = 16,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[BotClient]:
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    tls = httpx.create_ssl_context()  # loading CA certificates once, not per client
-    async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(limits=one, transport=transport, verify=tls)
-            )
-            for _ in range(connections + 1)
-        ]
-        yield BotClient(clients[1:], clients[0], api_url, token)
+    """A client for the lifetime of the block: ``connections`` for calls, one for long polls.
+
+    With a ``transport`` (tests), or when the environment names a proxy for the URL,
+    calls go through httpx instead of the pool.
+    """
+    if transport is not None or _proxied(api_url):
+        async with httpx.AsyncClient(transport=transport) as client:
+            session = _HttpxSession(client, api_url)
+            yield BotClient(session, session, api_url, token)
+        return
+    # https: the same certificate bundle httpx would load (certifi), loaded once.
+    tls = httpx.create_ssl_context() if api_url.startswith("https:") else None
+    sends = ConnectionPool(api_url, size=connections, ssl_context=tls)
+    long_polls = ConnectionPool(api_url, size=1, ssl_context=tls)
+    try:
+        yield BotClient(sends, long_polls, api_url, token)
+    finally:
+        sends.close()
+        long_polls.close()

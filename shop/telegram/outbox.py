@@ -1,11 +1,14 @@
 """The outbox: every call that sends to a chat goes through here, within Telegram's limits.
 
 Limits (EXTERNAL-APIS.md §A.5): at most ``global_rate`` messages in any one-second
-window across all chats; per chat one message a second (one every three seconds in
-groups, i.e. 20 a minute); one call in flight per chat, so a chat sees its messages in
-order. Calls that answer a query (``answerCallbackQuery``, ``answerPreCheckoutQuery``)
-and calls not aimed at a chat are not rate-limited and go first: a customer must never
-wait on a broadcast to see a button respond.
+window across all chats; per chat one message a second on average (one every three
+seconds in groups, i.e. 20 a minute), with a burst of ``chat_burst`` (a bucket refilled
+one message per interval, so a press that sends an invoice and then a screen is not held
+back a second; 429 with ``retry_after`` stays the backstop and empties the bucket); one
+call in flight per chat, so a chat sees its messages in order. Calls that answer a query
+(``answerCallbackQuery``, ``answerPreCheckoutQuery``) and calls not aimed at a chat are
+not rate-limited and go first: a customer must never wait on a broadcast to see a button
+respond.
 
 Three lanes, served in this order: ``ANSWER``, ``INTERACTIVE`` (replies to a
 customer), ``BULK`` (broadcasts, reminders). Up to ``concurrency`` calls run at once.
@@ -51,6 +54,7 @@ from ..errors import (
     TelegramNetworkError,
     TelegramServerError,
 )
+from ..limits import Budget
 from .api import BotClient
 
 log = logging.getLogger(__name__)
@@ -126,9 +130,12 @@ class _Chat:
     lanes: tuple[deque[_Call], deque[_Call], deque[_Call]] = attrs.Factory(
         lambda: (deque(), deque(), deque())
     )
-    next_at: float = -float("inf")
+    next_at: float = -float("inf")  # the next send may start then
+    full_at: float = -float("inf")  # the burst allowance is whole again then
     busy: bool = False
     scheduled: bool = False  # in a ready queue or in the timer heap
+    parked: bool = False  # in the timer heap only to be forgotten at ``full_at``
+    timer: int = -1  # the sequence number of its live timer entry (others are stale)
 
     def head_lane(self) -> Lane | None:
         for lane, calls in zip(Lane, self.lanes, strict=True):
@@ -166,13 +173,18 @@ class Outbox:
         max_queued: int = 10_000,
         chat_interval: float = 1.0,
         group_interval: float = 3.0,
+        chat_burst: int = 1,
         max_attempts: int = 5,
         bulk_headroom: int = 0,
+        budget: Budget | None = None,
     ) -> None:
         self._bot = bot
         self._rate = global_rate
         #: Calls a second kept from the bulk lane for replies (``shop.main`` sets a tenth).
         self.bulk_headroom = bulk_headroom
+        #: the send budget shared with other instances (``shop.limits``), asked before each
+        #: limited send; None: this outbox's own ``global_rate`` is the only limit
+        self.budget = budget
         self._paid_broadcast = paid_broadcast
         self._on_blocked = on_blocked
         self._on_event = on_event
@@ -180,6 +192,7 @@ class Outbox:
         self._concurrency = concurrency
         self._chat_interval = chat_interval
         self._group_interval = group_interval
+        self._chat_burst = max(1, chat_burst)
         self._max_attempts = max_attempts
         self._room = trio.Semaphore(max_queued)  # back-pressure on senders
         self._unlimited: deque[_Call] = deque()
@@ -264,23 +277,29 @@ class Outbox:
     def _schedule(self, chat: _Chat) -> None:
         """Put a chat with queued calls where the dispatcher will find it."""
         lane = chat.head_lane()
-        if chat.busy or chat.scheduled or lane is None:
+        if chat.busy or (chat.scheduled and not chat.parked) or lane is None:
             return
-        chat.scheduled = True
+        chat.scheduled, chat.parked, chat.timer = True, False, -1  # a parked entry goes stale
         if chat.next_at <= trio.current_time():
             self._ready[lane].append(chat)
         else:
-            heapq.heappush(self._timers, (chat.next_at, next(self._seq), chat))
+            self._push_timer(chat, chat.next_at)
+
+    def _push_timer(self, chat: _Chat, at: float) -> None:
+        chat.timer = next(self._seq)
+        heapq.heappush(self._timers, (at, chat.timer, chat))
 
     # -- dispatching -------------------------------------------------------------------
 
     def _dispatch(self, nursery: trio.Nursery) -> None:
         now = trio.current_time()
         while self._timers and self._timers[0][0] <= now:
-            _, _, chat = heapq.heappop(self._timers)
-            chat.scheduled = False
+            _, seq, chat = heapq.heappop(self._timers)
+            if seq != chat.timer:
+                continue  # superseded: the chat was given calls while parked
+            chat.scheduled, chat.parked, chat.timer = False, False, -1
             if chat.head_lane() is None and not chat.busy:
-                self._chats.pop(chat.chat_id, None)  # spacing has passed: forget the chat
+                self._chats.pop(chat.chat_id, None)  # allowance is whole: forget the chat
             else:
                 self._schedule(chat)
         while self._unlimited and self._in_flight < self._concurrency:
@@ -288,16 +307,23 @@ class Outbox:
         for lane, ready in zip(Lane, self._ready, strict=True):
             limit = self.bulk_rate if lane is Lane.BULK else self._rate
             while ready and self._in_flight < self._concurrency and self._window_open(now, limit):
+                if self.budget is not None and not self.budget.take_nowait(self._poke):
+                    break  # the budget wakes the dispatcher when it has sends again
                 chat = ready.popleft()
                 chat.scheduled = False
                 stamp = [math.inf]
                 self._window.append(stamp)
                 chat.busy = True
-                chat.next_at = now + self._interval(chat.chat_id)
+                self._spend(chat, now)
                 self._start(nursery, chat.pop(), chat, stamp)
 
+    def _poke(self) -> None:
+        self._changed.set()
+
     def _window_open(self, now: float, limit: int | None = None) -> bool:
-        while self._window and self._window[0][0] <= now - 1.0:
+        # As `_next_wake` computes it: `s <= now - 1.0` can miss by a rounding error at
+        # now == s + 1.0, and the dispatcher would spin at that instant (a mock clock's).
+        while self._window and self._window[0][0] + 1.0 <= now:
             self._window.popleft()
         return len(self._window) < (self._rate if limit is None else limit)
 
@@ -312,6 +338,14 @@ class Outbox:
 
     def _interval(self, chat_id: int) -> float:
         return self._group_interval if chat_id < 0 else self._chat_interval
+
+    def _spend(self, chat: _Chat, now: float, *, empty: bool = False) -> None:
+        """Take one send from the chat's allowance (a GCRA bucket of ``chat_burst`` sends,
+        refilled one per interval); ``empty``: after a 429, none is left until the refill."""
+        interval = self._interval(chat.chat_id)
+        slack = (self._chat_burst - 1) * interval
+        chat.full_at = max(chat.full_at, now + slack if empty else now) + interval
+        chat.next_at = chat.full_at - slack
 
     def _start(
         self, nursery: trio.Nursery, call: _Call, chat: _Chat | None, stamp: list[float] | None
@@ -333,9 +367,9 @@ class Outbox:
                 chat.busy = False
                 if chat.head_lane() is not None:
                     self._schedule(chat)
-                else:  # remember the spacing until it has passed, then forget the chat
-                    chat.scheduled = True
-                    heapq.heappush(self._timers, (chat.next_at, next(self._seq), chat))
+                else:  # remember the allowance until it is whole, then forget the chat
+                    chat.scheduled = chat.parked = True
+                    self._push_timer(chat, chat.full_at)
             if call.done is not None:
                 call.done.set()
             if call.receipts is not None:
@@ -399,10 +433,12 @@ class Outbox:
             await trio.sleep(seconds)
             return
         await trio.sleep_until(max(trio.current_time() + seconds, chat.next_at))
+        if self.budget is not None:
+            await self.budget.acquire()
         while not self._window_open(now := trio.current_time()):  # noqa: ASYNC110 - waits on time
             await trio.sleep(self._window[0][0] + 1.0 - now)
         self._window.append([now])
-        chat.next_at = now + self._interval(chat.chat_id)
+        self._spend(chat, now, empty=True)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(30.0, 2.0 ** (failures - 1))

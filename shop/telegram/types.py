@@ -72,6 +72,16 @@ class PhotoSize:
 
 
 @attrs.frozen
+class File:
+    """A document, a voice note, a video, a sticker...: the shop relays them as they are."""
+
+    file_id: str
+    file_unique_id: str = ""
+    file_name: str | None = None
+    mime_type: str | None = None
+
+
+@attrs.frozen
 class MessageOrigin:
     """Where a forwarded message came from: ``sender_user`` for a user who allows it."""
 
@@ -92,7 +102,19 @@ class Message:
     caption: str | None = None
     caption_entities: tuple[MessageEntity, ...] = ()
     photo: tuple[PhotoSize, ...] = ()  # sizes, smallest first
+    document: File | None = None
+    audio: File | None = None
+    voice: File | None = None
+    video: File | None = None
+    video_note: File | None = None
+    animation: File | None = None
+    sticker: File | None = None
     forward_origin: MessageOrigin | None = None
+    message_thread_id: int | None = None  # the forum topic it is in
+    is_topic_message: bool = False
+    #: the message it answers (a message in a forum topic answers the topic's first one);
+    #: Telegram leaves out this one's own reply_to_message
+    reply_to_message: Message | None = None
     successful_payment: SuccessfulPayment | None = None
     refunded_payment: RefundedPayment | None = None
 

@@ -392,7 +392,7 @@ async def test_a_recipient_telegram_keeps_failing_on_is_given_up_and_the_broadca
 ) -> None:
     from shop.store.broadcasts import MAX_ATTEMPTS
 
-    unlucky, *others = seed(clean_database, 3)
+    unlucky, *_ = seed(clean_database, 3)
     async with shop_at(environ={"ADMIN_TOKEN": TOKEN}) as shop, broadcasting(shop) as client:
         shop.telegram.fail("sendMessage", status=502, times=10_000, chat_id=unlucky)
         broadcast = await start(client, text=TEXT, audience="all")

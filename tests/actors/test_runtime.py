@@ -227,3 +227,31 @@ async def test_drain_waits_for_queued_work_then_stop_refuses_more(
             await actors.tell("counter", 1, "too late")
     # Leaving the block passivated every actor.
     assert world.saved == {key: 3 for key in range(5)}
+
+
+async def test_a_new_actor_does_not_keep_its_first_senders_carried_values() -> None:
+    import contextvars
+    import gc
+    import weakref
+
+    carried: contextvars.ContextVar[object | None] = contextvars.ContextVar("c", default=None)
+
+    class Work:
+        pass
+
+    world = Counter()
+
+    async def activate(key: Any) -> CountingActor:
+        return CountingActor(key, world, 0)
+
+    async with open_registry([Kind("k", activate)], carried=(carried,)) as registry:
+        work = Work()
+        token = carried.set(work)
+        assert await registry.ask("k", 1, "hi") == 1  # spawns the actor from this context
+        carried.reset(token)
+        gone = weakref.ref(work)
+        del work
+        gc.collect()
+        assert registry.is_live("k", 1)
+        assert gone() is None  # the live actor's task does not hold it
+        registry.stop()

@@ -58,7 +58,7 @@ async def test_a_button_edits_the_menu_in_place(
         (edit,) = await tg.wait_for("editMessageText", chat_id=ANN)
     assert edit.params["message_id"] == menu["message_id"]
     assert "Help" in edit.params["text"]
-    assert buttons(edit.params) == ["menu"]
+    assert buttons(edit.params) == ["faq", "menu"]  # no support: no SUPPORT_CHAT_ID, ADMIN_IDS
     assert len(tg.messages(ANN)) == 1  # still one message: edited, not sent again
 
 
@@ -120,7 +120,9 @@ async def count_menus(shop: Shop, chat_id: int) -> int:
 async def test_rate_limit_answers_once_then_stays_silent_for_the_ban(
     shop_at: Any, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with shop_at(environ={"RATE_LIMIT": "20/60", "RATE_LIMIT_BAN": "300"}) as shop:
+    # RATE_LIMIT alone: the messages' own limit (tests/limits) is set out of the way.
+    environ = {"RATE_LIMIT": "20/60", "RATE_LIMIT_BAN": "300", "RATE_LIMIT_MESSAGES": "100/60"}
+    async with shop_at(environ=environ) as shop:
         tg = shop.telegram
         for _ in range(25):
             tg.send_text(ANN, "/menu")

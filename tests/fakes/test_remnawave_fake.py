@@ -15,8 +15,8 @@ import pytest
 import trio
 
 from shop.clock import UTC
-from tests.fakes.panels import FakeRemnawave
-from tests.fakes.panels.remnawave import DEFAULT_SQUAD, TOKEN
+from shop.sandbox.panels import FakeRemnawave
+from shop.sandbox.panels.remnawave import DEFAULT_SQUAD, TOKEN
 
 NOW = dt.datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 FUTURE = "2026-10-01T12:00:00.000Z"

@@ -18,9 +18,9 @@ from shop.clock import TrioClock
 from shop.errors import FulfilmentFailed, StartupFailed
 from shop.fulfilment import Access
 from shop.fulfilment.hiddify import LIFETIME_LAST_DAY, UNLIMITED_GB, Hiddify
+from shop.sandbox.panels.hiddify import API_KEY, FakeHiddify
 from shop.store import Store, open_store, panel_accounts
 from tests.conftest import START
-from tests.fakes.panels.hiddify import API_KEY, FakeHiddify
 
 ANN = 1001
 DAY = dt.timedelta(days=1)

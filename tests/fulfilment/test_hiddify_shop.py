@@ -11,9 +11,9 @@ import trio.testing
 
 from shop.actors.fulfilment import sync_everyone
 from shop.clock import TrioClock
+from shop.sandbox.panels.hiddify import API_KEY, FakeHiddify
 from tests.conftest import START
 from tests.customer import Customer
-from tests.fakes.panels.hiddify import API_KEY, FakeHiddify
 
 ANN = 1001
 

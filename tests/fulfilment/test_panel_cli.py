@@ -9,7 +9,7 @@ import sys
 import psycopg
 import trio
 
-from tests.fakes.panels.remnawave import TOKEN, FakeRemnawave
+from shop.sandbox.panels.remnawave import TOKEN, FakeRemnawave
 from tests.fulfilment.test_remnawave import AS_AN_OPERATOR
 from tests.test_main import ROOT
 

@@ -20,9 +20,9 @@ from shop.errors import FulfilmentFailed
 from shop.fulfilment import Access
 from shop.fulfilment.qr import qr_png
 from shop.fulfilment.remnawave import Remnawave
+from shop.sandbox.panels.remnawave import DEFAULT_SQUAD, TOKEN, FakeRemnawave
 from tests.conftest import START
 from tests.customer import Customer
-from tests.fakes.panels.remnawave import DEFAULT_SQUAD, TOKEN, FakeRemnawave
 from tests.harness import Shop
 
 ANN = 1001

@@ -43,7 +43,12 @@ async def test_readyz_names_the_dependency_and_logs_the_detail_without_the_passw
         answer = await create_app(down).test_client().get("/readyz")
 
         assert answer.status_code == 503
-        assert await answer.get_json() == {"status": "unavailable", "reason": "database"}
+        assert await answer.get_json() == {
+            "status": "unavailable",
+            "reason": "database",
+            "telegram": "ok",
+            "payments": {},
+        }
         assert "db.internal" not in (await answer.get_data(as_text=True))
         (logged,) = [r.getMessage() for r in caplog.records if r.name == "shop.http.app"]
         assert "database" in logged
@@ -55,7 +60,38 @@ async def test_readyz_when_ready(shop_at: Any, autojump_clock: trio.testing.Mock
     async with shop_at() as shop, httpx.AsyncClient(base_url=shop.url) as http:
         await trio.sleep(1)
         answer = await http.get("/readyz")
-        assert (answer.status_code, answer.json()) == (200, {"status": "ready"})
+        assert (answer.status_code, answer.json()) == (
+            200,
+            {"status": "ready", "telegram": "ok", "payments": {}},
+        )
+
+
+async def test_readyz_reports_an_open_breaker_and_draining_after_sigterm(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    from shop.payments.base import ProviderUnavailable
+
+    async def down() -> None:
+        raise ProviderUnavailable("cryptopay", "502 from the API")
+
+    env = {
+        "CRYPTOPAY_TOKEN": "12345:AAzQcZWQqQAbsfgPnOLr4FHC8Doa4L7KryC",
+        "PUBLIC_URL": "https://s.example",
+    }
+    async with shop_at(environ=env) as shop, httpx.AsyncClient(base_url=shop.url) as http:
+        await trio.sleep(1)
+        gateway = shop.app.gateways.get("cryptopay")
+        assert gateway is not None
+        for _ in range(gateway.breaker.failure_threshold):
+            with pytest.raises(ProviderUnavailable):
+                await gateway.breaker.call(down)
+        opened = (await http.get("/readyz")).json()
+        shop.app.draining.set()
+        draining = await http.get("/readyz")
+    assert opened["status"] == "ready"
+    assert opened["payments"] == {"cryptopay": "open"}
+    assert draining.status_code == 503
+    assert draining.json()["status"] == "draining"
 
 
 async def test_metrics_need_the_token_when_one_is_set(

@@ -19,8 +19,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.cryptopay import CryptoPay
+from shop.sandbox.providers.cryptopay import TOKEN
 from tests.fakes.providers import FakeCryptoPay, payment_request
-from tests.fakes.providers.cryptopay import TOKEN
 
 #: For verify() and parse(), which make no calls.
 OFFLINE = CryptoPay(httpx.AsyncClient(verify=False), token=TOKEN)

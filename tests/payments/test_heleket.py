@@ -25,8 +25,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.heleket import Heleket, php_json
+from shop.sandbox.providers.heleket import API_KEY, MERCHANT, php_json_encode
 from tests.fakes.providers import FakeHeleket, payment_request
-from tests.fakes.providers.heleket import API_KEY, MERCHANT, php_json_encode
 
 #: For verify() and parse(), which make no calls.
 OFFLINE = Heleket(httpx.AsyncClient(verify=False), merchant=MERCHANT, api_key=API_KEY)

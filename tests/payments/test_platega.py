@@ -19,8 +19,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.platega import Platega
+from shop.sandbox.providers.platega import MERCHANT_ID, SECRET
 from tests.fakes.providers import FakePlatega, payment_request
-from tests.fakes.providers.platega import MERCHANT_ID, SECRET
 
 #: For verify() and parse(), which make no calls.
 OFFLINE = Platega(httpx.AsyncClient(), merchant_id=MERCHANT_ID, secret=SECRET)

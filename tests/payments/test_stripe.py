@@ -22,8 +22,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.stripe import Stripe
+from shop.sandbox.providers.stripe import SECRET_KEY, WEBHOOK_SECRET
 from tests.fakes.providers import FakeStripe, payment_request
-from tests.fakes.providers.stripe import SECRET_KEY, WEBHOOK_SECRET
 
 START = dt.datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

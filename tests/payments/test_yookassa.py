@@ -23,8 +23,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.yookassa import DEFAULT_ALLOWED_IPS, YooKassa
+from shop.sandbox.providers.yookassa import SECRET_KEY, SHOP_ID
 from tests.fakes.providers import FakeYooKassa, payment_request
-from tests.fakes.providers.yookassa import SECRET_KEY, SHOP_ID
 
 #: For verify() and parse(), which make no calls.
 OFFLINE = YooKassa(httpx.AsyncClient(verify=False), shop_id=SHOP_ID, secret_key=SECRET_KEY)

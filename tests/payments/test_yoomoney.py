@@ -19,8 +19,8 @@ from shop.payments.base import (
     WebhookRejected,
 )
 from shop.payments.yoomoney import YooMoney
+from shop.sandbox.providers.yoomoney import NOTIFICATION_SECRET, TOKEN, WALLET
 from tests.fakes.providers import FakeYooMoney, payment_request
-from tests.fakes.providers.yoomoney import NOTIFICATION_SECRET, TOKEN, WALLET
 
 REFERENCE = "pay_01HZX3K9Q7"
 PAYMENT_ID = f"{REFERENCE}:29900"

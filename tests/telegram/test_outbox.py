@@ -92,6 +92,39 @@ async def test_one_chat_gets_at_most_one_message_a_second_in_order(
     assert group[1].at - group[0].at >= 3.0  # 20 a minute in groups
 
 
+async def test_a_chat_may_burst_but_averages_one_message_a_second(
+    telegram: tuple[FakeTelegram, str],
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, base = telegram
+    outbox, _ = await open_outbox(nursery, base, chat_burst=3)
+    for n in range(13):
+        await outbox.send("sendMessage", text(42, f"m{n}"))
+    await outbox.drain()
+    mine = fake.calls_to("sendMessage", chat_id=42)
+    assert [c.params["text"] for c in mine] == [f"m{n}" for n in range(13)]
+    starts = [c.at - mine[0].at for c in mine]
+    # The first three go at once (an invoice and then a screen are not held back) ...
+    assert starts[2] < 0.01
+    # ... then one a second: no window of t seconds holds more than 3 + t messages.
+    assert [round(t) for t in starts[3:]] == list(range(1, 11))
+    assert all(b - a >= 1.0 for a, b in pairwise(starts[2:]))
+    # Once the chat has been quiet for its allowance (3 s), it may burst again; a call
+    # queued before then waits only for the allowance it has, not for the whole bucket.
+    await trio.sleep(1.5)
+    await outbox.send("sendMessage", text(42, "soon"))
+    await outbox.drain()
+    soon = fake.calls_to("sendMessage", chat_id=42)[-1]
+    assert soon.at - mine[-1].at == pytest.approx(1.5, abs=0.01)  # not held to 3 s
+    await trio.sleep(3.0)
+    for n in range(3):
+        await outbox.send("sendMessage", text(42, f"again{n}"))
+    await outbox.drain()
+    again = fake.calls_to("sendMessage", chat_id=42)[-3:]
+    assert again[2].at - again[0].at < 0.01
+
+
 async def test_flood_control_waits_exactly_retry_after(
     telegram: tuple[FakeTelegram, str],
     nursery: trio.Nursery,

@@ -1,28 +1,41 @@
-"""Fake payment provider APIs on loopback, one per provider the shop supports.
+"""The fake payment providers, under the name the tests import them by, and a typical request.
 
-Each fake serves the provider's real HTTP API (paths, auth, idempotency, error shapes)
-with hypercorn on ``127.0.0.1:0`` and keeps its state in plain dicts that tests read::
-
-    fake = FakeYooKassa()
-    api_url = await nursery.start(fake.serve)      # what the provider class takes
-    checkout = await YooKassa(http, ..., api_url=api_url).create(request)
-    fake.pay(checkout.provider_payment_id)
-    headers, body = fake.webhook_for(checkout.provider_payment_id)
-
-Shared by all four (see ``_base.FakeProvider``): ``calls`` (every API call: method,
-path, headers, body, status), ``calls_to(method, path)``, ``created`` (payments really
-created: an idempotent repeat does not count), ``outage(status=503)`` / ``end_outage()``,
-``lose_answers(times=1)`` (carry the call out, then answer 504).
-Each has ``pay(id, amount=None)`` and ``webhook_for(id, kind=None) -> (headers, body)``
-with bodies signed exactly as the provider signs them; see each class for the rest.
+The fakes live in the package (``shop.sandbox.providers``) because ``shop sandbox`` serves them
+as its stand-in providers; ``payment_request`` stays here, because it builds the shop's own
+``PaymentRequest`` and the fakes must never be built from the code under test.
 """
 
 from __future__ import annotations
 
-from ._base import Call as Call
-from ._base import FakeProvider as FakeProvider
-from ._base import payment_request as payment_request
-from .cryptopay import FakeCryptoPay as FakeCryptoPay
-from .heleket import FakeHeleket as FakeHeleket
-from .stripe import FakeStripe as FakeStripe
-from .yookassa import FakeYooKassa as FakeYooKassa
+from typing import Any
+
+from shop.payments.base import PaymentRequest
+from shop.sandbox.providers import Call as Call
+from shop.sandbox.providers import FakeCryptoPay as FakeCryptoPay
+from shop.sandbox.providers import FakeHeleket as FakeHeleket
+from shop.sandbox.providers import FakePlatega as FakePlatega
+from shop.sandbox.providers import FakeProvider as FakeProvider
+from shop.sandbox.providers import FakeStripe as FakeStripe
+from shop.sandbox.providers import FakeYooKassa as FakeYooKassa
+from shop.sandbox.providers import FakeYooMoney as FakeYooMoney
+from shop.sandbox.providers import cryptopay as cryptopay
+from shop.sandbox.providers import heleket as heleket
+from shop.sandbox.providers import platega as platega
+from shop.sandbox.providers import stripe as stripe
+from shop.sandbox.providers import yookassa as yookassa
+from shop.sandbox.providers import yoomoney as yoomoney
+
+
+def payment_request(**changes: Any) -> PaymentRequest:
+    """A typical request (299.00 RUB for "VPN / 30 дней"), with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "reference": "pay_01HZX3K9Q7",
+        "amount": 29900,
+        "currency": "RUB",
+        "description": "VPN / 30 дней",
+        "idempotency_key": "6f1c2a5e-0d3b-4c8e-9a7f-2b1d0e3c4a5f",
+        "return_url": "https://t.me/shop_test_bot?start=paid",
+        "callback_url": "https://shop.example/webhooks/payments/heleket",
+        "customer_id": 42,
+    }
+    return PaymentRequest(**(fields | changes))

@@ -1,0 +1,47 @@
+"""Two outboxes (two instances) sending through one budget in the real Redis, to one fake
+Bot API: together they never go over the rate in any one-second window."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from shop.limits import RedisLink, SendBudget
+from shop.telegram.outbox import Lane
+from tests.fakes.telegram import FakeTelegram
+from tests.limits.test_budget import busiest_second
+from tests.telegram.test_outbox import open_outbox, sends, text
+
+RATE = 20
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0.02)  # see tests/limits/test_budget.py
+
+
+@pytest.mark.slow
+async def test_two_outboxes_sharing_the_budget_keep_to_the_global_rate(
+    nursery: trio.Nursery, link: RedisLink, prefix: str, clock: trio.testing.MockClock
+) -> None:
+    fake = FakeTelegram()
+    base = await nursery.start(fake.serve)
+    outboxes = []
+    for _ in range(2):
+        budget = SendBudget(
+            link, prefix + "sends", rate=RATE, share=RATE // 2, clock=trio.current_time
+        )
+        await nursery.start(budget.run)
+        outbox, _ = await open_outbox(nursery, base, global_rate=RATE, budget=budget)
+        outboxes.append(outbox)
+    for chat in range(1, 26):  # each instance alone could send all its own at the full rate
+        for outbox, lane in zip(outboxes, (Lane.INTERACTIVE, Lane.BULK), strict=True):
+            await outbox.send("sendMessage", text(chat if lane is Lane.BULK else -chat), lane=lane)
+    started = trio.current_time()
+    for outbox in outboxes:
+        await outbox.drain()
+    times = [call.at for call in sends(fake)]
+    assert len(times) == 50
+    assert busiest_second(times) <= RATE
+    assert trio.current_time() - started < 50 / RATE * 1.25  # and close to the rate
