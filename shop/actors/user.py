@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -33,19 +32,18 @@ import trio
 from ..admin import router as admin
 from ..app import App
 from ..errors import NotFound
-from ..growth import codes, joining, referrals, topup
+from ..growth import codes, joining, referrals
 from ..limits import Action
 from ..store import customers, operators
 from ..store.batch import Batcher
 from ..store.customers import CustomerRow
 from ..support import customers as support_customers
 from ..support import desk as support_desk
-from ..support import faq as support_faq
 from ..support import operators as support
 from ..telegram.outbox import Lane
-from ..telegram.texts import LANGUAGES, pick_language
+from ..telegram.texts import pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
-from . import channel, screens, shopping, subscription
+from . import buttons, channel, screens, shopping
 from .conversation import Awaiting, BanChanged
 from .runtime import Kind
 from .screens import Screen
@@ -284,13 +282,13 @@ class UserActor:
                 if not answered:
                     await self.answer(query)
                 return
-        if verb in _BUYING and not await self._may_buy(query, target):
+        if verb in buttons.BUYING and not await self._may_buy(query, target):
             return
         if verb == "chan" and self.app.channel_gate is not None:
             if await joining.check_again(self, self.app.channel_gate, query, target):
                 await shopping.show_plans(self, target)
             return
-        handler = _BUTTONS.get(verb)
+        handler = buttons.BUTTONS.get(verb)
         if handler is None:
             await self.answer(query, self.t("stale.button"))
             await self.show(target, self.menu())
@@ -322,19 +320,6 @@ class UserActor:
             return False
         return True
 
-    async def _button_language(
-        self, query: CallbackQuery, target: Message | None, args: list[str]
-    ) -> bool:
-        if not args:
-            await self.show(target, screens.language_screen(self.app.texts, self.lang))
-            return False
-        if args[0] not in LANGUAGES:
-            raise NotFound(args[0])
-        await self._set_language(args[0])
-        await self.answer(query, self.t("language.changed"))
-        await self.show(target, self.menu())
-        return True
-
     def menu(self, *, greet: str | None = None) -> Screen:
         trial = self.app.catalog.trial_days if self.trial_open else 0
         invite = self.app.catalog.referral.rewards
@@ -356,7 +341,7 @@ class UserActor:
     def t(self, key: str, **params: object) -> str:
         return self.app.texts(self.lang, key, **params)
 
-    async def _set_language(self, language: str) -> None:
+    async def set_language(self, language: str) -> None:
         assert self.customer is not None
         if language != self.customer.language:
             await self.app.store.run(customers.set_language, self.id, language)
@@ -408,113 +393,6 @@ class UserActor:
         if screen.name != self.screen:
             self.screen = screen.name
         self._unsaved = True
-
-
-Button = Callable[[UserActor, CallbackQuery, Message | None, list[str]], Awaitable[bool | None]]
-
-
-def _simple(show: Callable[[UserActor, Message | None], Awaitable[None]]) -> Button:
-    async def handler(
-        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-    ) -> None:
-        if args:
-            raise NotFound(":".join(args))
-        await show(actor, target)
-
-    return handler
-
-
-def _with_argument(show: Callable[[UserActor, Message | None, str], Awaitable[None]]) -> Button:
-    async def handler(
-        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-    ) -> None:
-        if len(args) != 1:
-            raise NotFound(":".join(args))
-        await show(actor, target, args[0])
-
-    return handler
-
-
-async def _show_menu(actor: UserActor, target: Message | None) -> None:
-    await actor.show(target, actor.menu())
-
-
-async def _show_help(actor: UserActor, target: Message | None) -> None:
-    await actor.show(target, actor.help())
-
-
-async def _pay(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    return await shopping.start_payment(actor, query, target, args)
-
-
-def _answering(
-    act: Callable[[UserActor, CallbackQuery, Message | None, str], Awaitable[None]],
-) -> Button:
-    """A button with one argument whose handler answers the query itself."""
-
-    async def handler(
-        actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-    ) -> bool:
-        if len(args) != 1:
-            raise NotFound(":".join(args))
-        await act(actor, query, target, args[0])
-        return True
-
-    return handler
-
-
-async def _trial(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> bool:
-    await subscription.take_trial(actor, query, target)
-    return True
-
-
-async def _topup(
-    actor: UserActor, query: CallbackQuery, target: Message | None, args: list[str]
-) -> None:
-    if not args:
-        await topup.start(actor, target)
-    elif len(args) == 1 and args[0] in actor.app.catalog.topup.minimum:
-        await topup.choose_currency(actor, target, args[0])
-    else:
-        raise NotFound(":".join(args))
-
-
-#: Buttons that start buying something (or the trial): held back by maintenance and by
-#: the required channel.
-_BUYING = frozenset({"buy", "plan", "pkg", "pay", "conf", "trial", "gift", "topup"})
-
-#: What each callback verb does; handlers return True when they answered the query.
-_BUTTONS: dict[str, Button] = {
-    "menu": _simple(_show_menu),
-    "help": _simple(_show_help),
-    "lang": UserActor._button_language,
-    "buy": _simple(shopping.show_plans),
-    "plan": _with_argument(shopping.show_plan),
-    "pkg": _with_argument(shopping.show_package),
-    "pay": _pay,
-    "conf": _answering(shopping.confirm_balance),
-    "chk": _answering(shopping.check_payment),
-    "auto": _answering(subscription.switch_auto_renew),
-    "trial": _trial,
-    "sub": _simple(subscription.show_subscription),
-    "relink": subscription.reset_link,
-    "qr": _simple(subscription.send_qr),
-    "bal": _simple(shopping.show_balance),
-    "hist": _with_argument(shopping.show_history),
-    "tx": _with_argument(shopping.show_entry),
-    "gift": _with_argument(shopping.show_gift),
-    "promo": _simple(codes.ask),
-    "ref": _simple(referrals.show),
-    "topup": _topup,
-    "faq": support_faq.show,
-    "sup": _simple(support_customers.ask),
-    support_customers.CLOSE: support_customers.close,
-    support_desk.CLOSE: support.close_button,
-}
 
 
 def _render(screen: Screen) -> dict[str, Any]:
