@@ -209,3 +209,63 @@ async def test_while_the_database_is_down_telegram_gets_503_and_redelivers_after
     assert refused
     assert set(refused) == {503}
     assert answered == expected(shop)[:2]
+
+
+async def test_a_payments_webhooks_split_across_two_instances_fulfil_it_once(
+    clean_database: str,
+    busy_hook: Any,
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Stripe retrying one event to both instances at once (and a customer's 'check'
+    on one of them): the payment's SQL guards grant it once."""
+    from tests.customer import Customer
+    from tests.fakes.providers import FakeStripe
+    from tests.fakes.providers import stripe as st
+    from tests.payments.test_checkout import choose
+
+    clock = TrioClock.starting_at(START)
+    stripe = FakeStripe(clock=clock)
+    await nursery.start(stripe.serve)
+    env = WEBHOOK | {
+        "INSTANCES": "2",
+        "PUBLIC_URL": "https://shop.example",
+        "STRIPE_SECRET_KEY": st.SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": st.WEBHOOK_SECRET,
+        "STRIPE_API_URL": stripe.base_url,
+    }
+    async with fake_telegram(clock) as telegram:
+        fake = telegram[0]
+        async with (
+            running_shop(
+                clean_database, env, telegram=telegram, clock=clock, on_busy=busy_hook, seed=1
+            ) as one,
+            running_shop(
+                clean_database, env, telegram=telegram, clock=clock, on_busy=busy_hook, seed=2
+            ) as two,
+        ):
+            turns = itertools.cycle([one.url, two.url])
+            await nursery.start(WebhookPusher(fake, lambda: next(turns)).run)
+            ann = Customer(one, 1001)
+            await ann.send("/start")
+            reference, session = await choose(ann, "stripe")
+            stripe.pay(session)
+            headers, body = stripe.webhook_for(session)
+            answers: list[int] = []
+
+            async def deliver(shop: Shop) -> None:
+                async with httpx.AsyncClient(base_url=shop.url) as http:
+                    answer = await http.post("/webhooks/stripe", content=body, headers=headers)
+                answers.append(answer.status_code)
+
+            async with trio.open_nursery() as storm:
+                for n in range(20):
+                    storm.start_soon(deliver, (one, two)[n % 2])
+            await trio.sleep(60)
+            grants = one.query("SELECT count(*) FROM grants WHERE payment_id = %s", reference)
+            status = one.query("SELECT status FROM payments WHERE id = %s", reference)
+            confirmations = [t for t in replies(one, 1001) if "Payment received" in t]
+    assert answers == [200] * 20
+    assert grants == [(1,)]
+    assert status == [("completed",)]
+    assert len(confirmations) == 1
