@@ -23,9 +23,7 @@ from . import screens, shopping, subscription
 if TYPE_CHECKING:
     from .user import UserActor
 
-Button = Callable[
-    ["UserActor", CallbackQuery, Message | None, list[str]], Awaitable[bool | None]
-]
+Button = Callable[["UserActor", CallbackQuery, Message | None, list[str]], Awaitable[bool | None]]
 
 
 def _simple(show: Callable[[UserActor, Message | None], Awaitable[None]]) -> Button:
