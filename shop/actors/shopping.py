@@ -60,8 +60,8 @@ async def show_plan(actor: UserActor, target: Message | None, plan_id: str) -> N
     plan = actor.app.catalog.plan(plan_id)
     if plan is None:
         raise NotFound(plan_id)
-    methods = await plan_methods(actor, plan)
-    discount = await actor.app.store.run_statement(discounts.discount_for, actor.id)
+    balances, discount = await actor.app.store.run(discounts.balances_and_discount, actor.id)
+    methods = await plan_methods(actor, plan, balances=balances)
     screen = screens.plan_screen(actor.app.texts, actor.lang, plan, methods, discount)
     await actor.show(target, screen)
 
@@ -84,14 +84,18 @@ async def show_package(actor: UserActor, target: Message | None, package_id: str
     await actor.show(target, screen)
 
 
-async def plan_methods(actor: UserActor, plan: Plan, *, gift: bool = False) -> list[Method]:
+async def plan_methods(
+    actor: UserActor, plan: Plan, *, gift: bool = False, balances: dict[str, int] | None = None
+) -> list[Method]:
+    """``balances``: the customer's, when the caller read them already."""
     methods = []
     if STARS in plan.prices:
         methods.append(Method("stars", STARS, plan.prices[STARS]))
         if plan.stars_subscription and not gift:  # a gift is paid once, not monthly
             methods.append(Method("starsub", STARS, plan.prices[STARS]))
     methods += provider_methods(actor, plan.prices)
-    balances = await actor.app.store.run(ledger.balances, actor.id)
+    if balances is None:
+        balances = await actor.app.store.run(ledger.balances, actor.id)
     methods += [
         Method("balance", currency, price)
         for currency, price in plan.prices.items()

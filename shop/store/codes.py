@@ -23,7 +23,7 @@ import attrs
 from psycopg.rows import class_row
 
 from ..errors import DomainError
-from . import ledger, notices
+from . import ledger, notices, subscriptions
 from .notices import Notice
 from .pool import Connection
 
@@ -216,7 +216,9 @@ def redeem(
     if code is None:
         raise CodeRefused(_why_not(conn, code_text, now))
     if code.kind == "days":
-        expires = add_days(conn, telegram_id, code.value, code.plan_id, now)
+        expires = subscriptions.add_days(
+            conn, telegram_id, code.value, code.plan_id, now
+        ).expires_at
         notice = _gift_redeemed(conn, code, telegram_id, now, holder)
         return Redeemed(code, expires, None, notice)
     if code.kind == "balance":
@@ -247,24 +249,6 @@ def _why_not(conn: Connection, code_text: str, now: dt.datetime) -> str:
     if code.max_uses is not None and code.uses >= code.max_uses:
         return "exhausted"
     return "not_new"
-
-
-def add_days(
-    conn: Connection, telegram_id: int, days: int, plan_id: str | None, now: dt.datetime
-) -> dt.datetime | None:
-    """Days from a code: from the later of now and the current end; a lifetime stays."""
-    row = conn.execute(
-        "INSERT INTO subscriptions (telegram_id, status, expires_at, plan_id, started_at,"
-        " updated_at) VALUES (%(id)s, 'active', %(now)s + make_interval(days => %(days)s),"
-        " %(plan)s, %(now)s, %(now)s) ON CONFLICT (telegram_id) DO UPDATE SET"
-        " expires_at = CASE WHEN subscriptions.lifetime THEN subscriptions.expires_at"
-        "   ELSE GREATEST(subscriptions.expires_at, %(now)s)"
-        "        + make_interval(days => %(days)s) END,"
-        " plan_id = COALESCE(subscriptions.plan_id, EXCLUDED.plan_id),"
-        " status = 'active', updated_at = %(now)s RETURNING expires_at",
-        {"id": telegram_id, "days": days, "plan": plan_id, "now": now},
-    ).fetchone()
-    return None if row is None else row[0]
 
 
 def _gift_redeemed(

@@ -12,7 +12,7 @@ import datetime as dt
 
 import attrs
 
-from . import payments
+from . import ledger, payments
 from .payments import NewPayment, PaymentRow
 from .pool import Connection
 
@@ -45,3 +45,8 @@ def create_payment(
             (payment.id, new.telegram_id),
         )
     return payment
+
+
+def balances_and_discount(conn: Connection, telegram_id: int) -> tuple[dict[str, int], int | None]:
+    """What a plan's screen needs of the customer, in one unit of work."""
+    return ledger.balances(conn, telegram_id), discount_for(conn, telegram_id)

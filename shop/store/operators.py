@@ -16,14 +16,12 @@ from typing import Any
 import attrs
 from psycopg.rows import class_row
 
-from . import audit, fulfilment, ledger
+from . import audit, fulfilment, ledger, subscriptions
 from .audit import Act
 from .payments import _COLUMNS as PAYMENT_COLUMNS
 from .payments import PaymentRow
 from .pool import Connection
 from .subscriptions import SubscriptionRow
-
-_SUBSCRIPTION = "status, expires_at, lifetime, plan_id, period"
 
 
 @attrs.frozen
@@ -90,7 +88,7 @@ def profile(conn: Connection, telegram_id: int, payments: int = 5) -> Profile | 
         banned,
         first_seen,
         last_seen,
-        subscription=_subscription(conn, telegram_id, lock=False),
+        subscription=subscriptions.load(conn, telegram_id),
         balances=ledger.balances(conn, telegram_id),
         payments=recent,
     )
@@ -112,29 +110,12 @@ def _change_subscription(
     row_id = audit.begin(conn, act, action, str(telegram_id))
     if row_id is None:
         return None
-    before = _subscription(conn, telegram_id, lock=True)
+    before = subscriptions.load(conn, telegram_id, lock=True)
     if days > 0:
-        # Not a purchase: the period (and with it the plan's traffic) is not renewed.
-        conn.execute(
-            "INSERT INTO subscriptions (telegram_id, status, expires_at, started_at, updated_at)"
-            " VALUES (%(id)s, 'active', %(now)s + make_interval(days => %(days)s),"
-            " %(now)s, %(now)s) ON CONFLICT (telegram_id) DO UPDATE SET"
-            " expires_at = CASE WHEN subscriptions.lifetime THEN subscriptions.expires_at"
-            "   ELSE GREATEST(subscriptions.expires_at, %(now)s)"
-            "        + make_interval(days => %(days)s) END,"
-            " status = 'active', updated_at = %(now)s",
-            {"id": telegram_id, "days": days, "now": act.now},
-        )
+        subscriptions.add_days(conn, telegram_id, days, None, act.now)
     else:
-        conn.execute(
-            "UPDATE subscriptions SET"
-            " expires_at = GREATEST(expires_at - make_interval(days => %(days)s), %(now)s),"
-            " status = CASE WHEN expires_at - make_interval(days => %(days)s) > %(now)s"
-            "   THEN status ELSE 'expired' END, updated_at = %(now)s"
-            " WHERE telegram_id = %(id)s AND NOT lifetime AND expires_at IS NOT NULL",
-            {"id": telegram_id, "days": -days, "now": act.now},
-        )
-    return _settled(conn, row_id, _as_json(before), _as_json(_subscription(conn, telegram_id)))
+        subscriptions.shorten(conn, telegram_id, -days, act.now)
+    return _settled(conn, row_id, _as_json(before), _as_json(subscriptions.load(conn, telegram_id)))
 
 
 def set_lifetime(conn: Connection, act: Act, telegram_id: int, on: bool) -> Done | None:
@@ -142,7 +123,7 @@ def set_lifetime(conn: Connection, act: Act, telegram_id: int, on: bool) -> Done
     row_id = audit.begin(conn, act, "lifetime_on" if on else "lifetime_off", str(telegram_id))
     if row_id is None:
         return None
-    before = _subscription(conn, telegram_id, lock=True)
+    before = subscriptions.load(conn, telegram_id, lock=True)
     if on:
         conn.execute(
             "INSERT INTO subscriptions (telegram_id, status, lifetime, started_at, updated_at)"
@@ -158,7 +139,7 @@ def set_lifetime(conn: Connection, act: Act, telegram_id: int, on: bool) -> Done
             " updated_at = %(now)s WHERE telegram_id = %(id)s AND lifetime",
             {"id": telegram_id, "now": act.now},
         )
-    return _settled(conn, row_id, _as_json(before), _as_json(_subscription(conn, telegram_id)))
+    return _settled(conn, row_id, _as_json(before), _as_json(subscriptions.load(conn, telegram_id)))
 
 
 def adjust_balance(
@@ -212,16 +193,6 @@ def take_ban_notice(conn: Connection, telegram_id: int) -> bool:
         (telegram_id,),
     ).fetchone()
     return row is not None
-
-
-def _subscription(conn: Connection, telegram_id: int, lock: bool = False) -> SubscriptionRow | None:
-    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
-        cur.execute(
-            f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE telegram_id = %s"
-            + (" FOR UPDATE" if lock else ""),
-            (telegram_id,),
-        )
-        return cur.fetchone()
 
 
 def _as_json(subscription: SubscriptionRow | None) -> dict[str, Any] | None:

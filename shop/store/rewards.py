@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from ..catalog import Referral
-from . import codes, ledger, notices
+from . import ledger, notices, subscriptions
 from .notices import Notice
 from .pool import Connection
 
@@ -64,7 +64,7 @@ def reward_referral(
     owed: list[Notice] = []
     detail: dict[str, Any] = {"days": referral.days, "credit": dict(referral.credit)}
     if referral.days:
-        codes.add_days(conn, referrer, referral.days, None, now)
+        subscriptions.add_days(conn, referrer, referral.days, None, now)
     for currency, amount in referral.credit.items():
         ledger.credit(conn, referrer, currency, amount, "referral", payment_id, now)
     notice = notices.owe_once(
@@ -73,7 +73,7 @@ def reward_referral(
     owed += [notice] if notice is not None else []
     if referral.welcome_days or referral.welcome_credit:
         if referral.welcome_days:
-            codes.add_days(conn, referee, referral.welcome_days, None, now)
+            subscriptions.add_days(conn, referee, referral.welcome_days, None, now)
         for currency, amount in referral.welcome_credit.items():
             ledger.credit(conn, referee, currency, amount, "bonus", payment_id, now)
         welcome = {"days": referral.welcome_days, "credit": dict(referral.welcome_credit)}

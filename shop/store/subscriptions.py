@@ -30,9 +30,14 @@ class SubscriptionRow:
 _COLUMNS = "status, expires_at, lifetime, plan_id, period"
 
 
-def load(conn: Connection, telegram_id: int) -> SubscriptionRow | None:
+def load(conn: Connection, telegram_id: int, *, lock: bool = False) -> SubscriptionRow | None:
+    """``lock``: FOR UPDATE, for a change that reads what it is about to change."""
     with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
-        cur.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE telegram_id = %s", (telegram_id,))
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM subscriptions WHERE telegram_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (telegram_id,),
+        )
         return cur.fetchone()
 
 
@@ -60,6 +65,29 @@ def extend(
             " status = 'active', plan_id = EXCLUDED.plan_id,"
             " period = subscriptions.period + 1, updated_at = %(now)s"
             f" RETURNING {_COLUMNS}",
+            {"id": telegram_id, "days": days, "plan": plan_id, "now": now},
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def add_days(
+    conn: Connection, telegram_id: int, days: int, plan_id: str | None, now: dt.datetime
+) -> SubscriptionRow:
+    """Days that are not a purchase (an operator's grant, a code, a referral reward): from
+    the later of now and the current end, a lifetime left alone, and no new period (so a
+    panel adds no traffic for them); ``plan_id`` only for a customer who had none."""
+    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
+        cur.execute(
+            "INSERT INTO subscriptions (telegram_id, status, expires_at, plan_id, started_at,"
+            " updated_at) VALUES (%(id)s, 'active', %(now)s + make_interval(days => %(days)s),"
+            " %(plan)s, %(now)s, %(now)s) ON CONFLICT (telegram_id) DO UPDATE SET"
+            " expires_at = CASE WHEN subscriptions.lifetime THEN subscriptions.expires_at"
+            "   ELSE GREATEST(subscriptions.expires_at, %(now)s)"
+            "        + make_interval(days => %(days)s) END,"
+            " plan_id = COALESCE(subscriptions.plan_id, EXCLUDED.plan_id),"
+            f" status = 'active', updated_at = %(now)s RETURNING {_COLUMNS}",
             {"id": telegram_id, "days": days, "plan": plan_id, "now": now},
         )
         row = cur.fetchone()

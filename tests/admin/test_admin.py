@@ -76,6 +76,7 @@ async def test_the_panel_shows_the_shops_numbers(
     price = shop.app.catalog.plan("m1").prices["XTR"]  # type: ignore[union-attr]
     assert f"today: {price} ⭐" in text
     assert "completed 1" in text
+    assert "Open problems: <b>0</b>" in text
     assert "Conversion start → paid (30d): 33.3% (1 of 3)" in text
 
 

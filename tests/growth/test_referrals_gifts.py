@@ -168,3 +168,21 @@ async def test_a_refunded_gift_nobody_used_stops_working(
     assert answer == shop.app.texts("en", "code.refused.revoked")
     assert expiry(shop, BOB) is None
     assert shop.query("SELECT status FROM payments") == [("refunded",)]
+
+
+async def test_a_gift_nobody_used_can_be_redeemed_by_its_buyer(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with shop_at() as shop:
+        ann = Customer(shop, ANN)
+        await ann.send("/start")
+        await ann.press("buy", on=ann.menu())
+        await ann.press("plan:m1")
+        await ann.press("gift:m1")
+        await ann.press("pay:g:m1:stars:XTR")
+        await ann.pay_last_invoice()
+        (code,) = shop.query("SELECT code FROM codes WHERE source = 'gift'")
+        await ann.send(f"/start g_{code[0]}")
+        texts = ann.texts()
+    assert abs(expiry(shop, ANN) - (START + 30 * DAY)) < DAY
+    assert not [t for t in texts if "gift was redeemed" in t]  # no note to oneself
