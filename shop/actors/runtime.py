@@ -8,6 +8,8 @@ parallel. What the runtime gives:
 - activation on the first message: ``Kind.activate(key)`` loads state from the store;
 - passivation after ``idle_timeout`` without messages: ``Behaviour.passivate()``
   flushes write-behind state, the task ends, and the next message activates afresh;
+  beyond ``Kind.max_live`` live actors of a kind, the ones idle longest passivate at
+  once, so memory stays bounded however many customers came by (issue #15);
 - supervision: a handler that raises is logged with kind, key and message type, the
   asker gets the exception, and the actor restarts from stored state at its next
   message; the messages queued behind it stay queued;
@@ -52,6 +54,7 @@ class Kind:
     activate: Callable[[Any], Awaitable[Behaviour]]
     idle_timeout: float = 600.0
     mailbox_size: int = 16
+    max_live: int | None = None
 
 
 @attrs.define(eq=False)
@@ -73,6 +76,9 @@ class _Cell:
     key: Hashable
     send: trio.MemorySendChannel[_Envelope]
     inbox: trio.MemoryReceiveChannel[_Envelope]
+    # Cancelled to passivate at once; set only while the actor waits with an empty mailbox.
+    idle: trio.CancelScope | None = None
+    evicted: bool = False  # passivating to make room: no longer counted as live
 
 
 @attrs.define
@@ -102,6 +108,9 @@ class Registry:
         self._carried = tuple(carried)
         self._kinds = {kind.name: kind for kind in kinds}
         self._cells: dict[tuple[str, Hashable], _Cell] = {}
+        # Per kind, the actors waiting on an empty mailbox, longest idle first.
+        self._idle: defaultdict[str, dict[Hashable, _Cell]] = defaultdict(dict)
+        self._live: defaultdict[str, int] = defaultdict(int)  # tasks, less those evicted
         self._on_handled = on_handled
         self._totals: dict[str, KindStats] = defaultdict(KindStats)
         self._pending = 0  # messages accepted and not yet fully handled
@@ -162,6 +171,9 @@ class Registry:
         send, inbox = trio.open_memory_channel[_Envelope](kind.mailbox_size)
         cell = _Cell(kind, key, send, inbox)
         self._cells[(kind_name, key)] = cell
+        self._live[kind_name] += 1
+        if kind.max_live is not None:
+            self._evict(kind_name, self._live[kind_name] - kind.max_live)
         # The task copies the sender's context: without the carried values, or it would
         # keep the first sender's (an update's receipts) alive for its whole life.
         tokens = [var.set(None) for var in self._carried]
@@ -172,19 +184,50 @@ class Registry:
                 var.reset(token)
         return cell
 
+    def _evict(self, kind_name: str, excess: int) -> None:
+        """Passivate up to ``excess`` of the kind's actors, those idle longest first."""
+        idle = self._idle[kind_name]
+        while excess > 0 and idle:
+            cell = idle.pop(next(iter(idle)))
+            assert cell.idle is not None
+            cell.idle.cancel()  # seen by the actor as its idle timeout
+            cell.evicted = True
+            self._live[kind_name] -= 1
+            excess -= 1
+
+    def _keep(self, cell: _Cell) -> None:
+        """An evicted actor that has a message after all stays, and counts as live again."""
+        if cell.evicted:
+            cell.evicted = False
+            self._live[cell.kind.name] += 1
+
     # -- the actor task ------------------------------------------------------------
 
     async def _run(self, cell: _Cell) -> None:
+        try:
+            await self._live_through(cell)
+        finally:
+            if not cell.evicted:
+                self._live[cell.kind.name] -= 1
+
+    async def _live_through(self, cell: _Cell) -> None:
         behaviour: Behaviour | None = None
+        idle = self._idle[cell.kind.name]
         async with cell.inbox:
             while True:
                 envelope = None
-                with trio.move_on_after(cell.kind.idle_timeout):
+                with trio.move_on_after(cell.kind.idle_timeout) as cell.idle:
                     try:
+                        if not cell.inbox.statistics().current_buffer_used:
+                            idle[cell.key] = cell  # newest last: evicted after the older
                         envelope = await cell.inbox.receive()
                     except trio.EndOfChannel:
                         break  # the registry stopped; the mailbox is empty
+                    finally:
+                        idle.pop(cell.key, None)
+                        cell.idle = None
                 if envelope is not None:
+                    self._keep(cell)  # evicted as the message came: it stays after all
                     behaviour = await self._handle(cell, behaviour, envelope)
                     continue
                 # Idle: flush first, while still registered, so that a successor
@@ -193,6 +236,7 @@ class Registry:
                     await self._passivate(cell, behaviour)
                     behaviour = None
                 if cell.inbox.statistics().current_buffer_used:
+                    self._keep(cell)  # a message came while it passivated: it stays
                     continue
                 # No checkpoint from here to the close: a sender either got its message
                 # in before, or sees BrokenResourceError and starts a successor.

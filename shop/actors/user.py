@@ -43,7 +43,7 @@ from ..support import operators as support
 from ..telegram.outbox import Lane
 from ..telegram.texts import pick_language
 from ..telegram.types import CallbackQuery, ChatMemberUpdated, Message, Update, to_json
-from . import buttons, channel, screens, shopping
+from . import buttons, channel, conversation, screens, shopping
 from .conversation import Awaiting, BanChanged
 from .runtime import Kind
 from .screens import Screen
@@ -76,12 +76,19 @@ class UserActor:
         self._silent_until = -math.inf
         self.trial_open = False  # cached from the customer row; a purchase closes it
         self.awaiting: Awaiting | None = None  # what the next text answers (operators)
+        self._resumed = False  # awaiting was looked up in Redis since activation
 
     # -- the actor interface -----------------------------------------------------------
 
     async def handle(self, message: Any) -> None:
         if isinstance(message, Update):
+            if not self._resumed:  # a question asked before this actor was activated
+                self._resumed = True
+                self.awaiting = self.awaiting or await conversation.recall(self.app, self.id)
+            asked = self.awaiting
             await self._on_update(message)
+            if self.awaiting is not asked:
+                await conversation.remember(self.app, self.id, self.awaiting)
         elif isinstance(message, MarkBlocked):
             await self._set_blocked(True)
         elif isinstance(message, BanChanged):
@@ -402,7 +409,7 @@ def _render(screen: Screen) -> dict[str, Any]:
     return params
 
 
-def user_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:
+def user_kind(app: App, *, idle_timeout: float = 600.0, max_live: int = 10_000) -> Kind:
     # Customers who write at the same moment are loaded (or created) in one statement.
     greeter: Greeter = Batcher(
         app.store, customers.greet_many, key=lambda greeting: greeting.telegram_id
@@ -412,4 +419,7 @@ def user_kind(app: App, *, idle_timeout: float = 600.0) -> Kind:
         # State is loaded with the first update (one upsert), not here: see the docstring.
         return UserActor(app, telegram_id, greeter)
 
-    return Kind(KIND, activate, idle_timeout=idle_timeout)
+    # A live customer costs about 12 KB (bench/memory.py); beyond 10,000 (120 MB) those
+    # idle longest are passivated, and their next update reloads them in one batched
+    # upsert, as after idle_timeout (issue #15).
+    return Kind(KIND, activate, idle_timeout=idle_timeout, max_live=max_live)

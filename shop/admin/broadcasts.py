@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ..actors.broadcast import render
-from ..actors.conversation import Awaiting, Conversation
+from ..actors.conversation import Awaiting, Conversation, resumable
 from ..actors.screens import Screen
 from ..errors import BadRequest, TelegramError
 from ..store import audit, broadcasts
@@ -55,6 +55,7 @@ async def start(conv: Conversation) -> None:
     )
 
 
+@resumable()
 async def _message_typed(conv: Conversation, message: Message, state: object) -> None:
     if message.photo:
         text = to_html(message.caption or "", message.caption_entities)
@@ -81,6 +82,7 @@ async def _message_typed(conv: Conversation, message: Message, state: object) ->
     )
 
 
+@resumable(Draft)
 async def _button_typed(conv: Conversation, message: Message, state: object) -> None:
     assert isinstance(state, Draft)
     text, _, url = (message.text or "").partition("|")
@@ -134,6 +136,7 @@ async def _audiences(conv: Conversation) -> Screen:
     return Screen("adm:bc", "⬆️ That is the preview. Who gets it?", keyboard(*rows))
 
 
+@resumable(Draft)
 async def _press_a_button(conv: Conversation, message: Message, state: object) -> None:
     conv.awaiting = Awaiting(_press_a_button, state)
     await conv.send_text("Pick the audience with the buttons above, or /cancel.")

@@ -14,7 +14,7 @@ import datetime as dt
 import html
 import logging
 
-from ..actors.conversation import Awaiting, BanChanged, Conversation
+from ..actors.conversation import Awaiting, BanChanged, Conversation, resumable
 from ..actors.payment import KIND as PAYMENT
 from ..actors.payment import OperatorRefund, Refunded
 from ..actors.screens import Screen
@@ -63,6 +63,7 @@ async def open_forwarded(conv: Conversation, message: Message) -> None:
     await open_by_query(conv, str(origin.sender_user.id))
 
 
+@resumable()
 async def _found_by_input(conv: Conversation, message: Message, state: object) -> None:
     if message.forward_origin is not None:
         await open_forwarded(conv, message)
@@ -210,6 +211,7 @@ async def ask_balance(
     )
 
 
+@resumable(int)
 async def _balance_typed(conv: Conversation, message: Message, who: object) -> None:
     assert isinstance(who, int)
     amount, _, rest = (message.text or "").strip().partition(" ")

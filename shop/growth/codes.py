@@ -5,7 +5,7 @@ once per customer and within the code's limit, whatever the concurrency (``store
 
 from __future__ import annotations
 
-from ..actors.conversation import Awaiting, Conversation
+from ..actors.conversation import Awaiting, Conversation, resumable
 from ..actors.screens import Screen, back
 from ..store import codes
 from ..store.codes import CodeRefused
@@ -22,6 +22,7 @@ async def ask(conv: Conversation, target: Message | None) -> None:
     await conv.show(target, screen)
 
 
+@resumable()
 async def _typed(conv: Conversation, message: Message, state: object) -> None:
     await redeem(conv, message.text or "")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ..actors.conversation import Awaiting, Conversation
+from ..actors.conversation import Awaiting, Conversation, resumable
 from ..actors.screens import PROVIDER_NAMES, Method, Screen, back
 from ..catalog import TopUp
 from ..money import MoneyError, exponent, to_minor
@@ -77,6 +77,7 @@ def _question(conv: Conversation, currency: str) -> str:
     )
 
 
+@resumable(str)
 async def _typed(conv: Conversation, message: Message, currency: object) -> None:
     assert isinstance(currency, str)
     checked = checked_amount(conv.app.catalog.topup, message.text or "", currency)

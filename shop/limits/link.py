@@ -1,7 +1,8 @@
 """The shop's Redis connection, and what happens when Redis is not there.
 
 Redis is optional (``REDIS_URL``) and never essential: everything kept there is a limit
-that an instance can also keep alone for a while. So a call that fails or takes longer
+that an instance can also keep alone for a while, or a half-typed conversation that a
+customer can start again. So a call that fails or takes longer
 than :attr:`RedisLink.timeout` marks Redis *down* (logged once), every caller then uses
 its local fallback at once, without a round trip, and a background probe pings Redis
 every :attr:`RedisLink.retry_every` seconds until it answers (logged once again). No
@@ -14,7 +15,7 @@ The client is coredis, which runs natively under trio (it is built on anyio).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
@@ -37,10 +38,12 @@ _FAILURES = (RedisError, OSError, anyio.BrokenResourceError, anyio.ClosedResourc
 
 
 class RedisLink:
-    """Runs Lua scripts on Redis while it answers; tells callers when it does not.
+    """Runs Lua scripts and keeps values on Redis while it answers; tells callers when it
+    does not.
 
-    ``up`` is what callers go by; :meth:`run_script` answers None while Redis is down, and
-    the caller uses its local fallback. :meth:`run` is the probe that brings it back.
+    ``up`` is what callers go by; :meth:`run_script` and :meth:`get` answer None while
+    Redis is down, and the caller uses its local fallback. :meth:`run` is the probe that
+    brings it back.
     """
 
     def __init__(
@@ -63,17 +66,35 @@ class RedisLink:
         self, script: str, keys: Sequence[str], args: Sequence[str | int | float]
     ) -> list[int] | None:
         """The script's answer (a list of integers), or None while Redis is down."""
-        if not self.up:
-            return None
         registered = self._scripts.get(script)
         if registered is None:
             registered = self._scripts[script] = self._client.register_script(script)
+        reply = await self._call(lambda: registered(keys=list(keys), args=list(args)))
+        return None if reply is None else [int(value) for value in reply]
+
+    async def get(self, key: str) -> bytes | None:
+        """The value at ``key``: None when there is none, or while Redis is down."""
+        reply = await self._call(lambda: self._client.get(key))
+        return reply if isinstance(reply, bytes) else None
+
+    async def put(self, key: str, value: bytes | None, *, ttl: int) -> None:
+        """Keep ``value`` at ``key`` for ``ttl`` seconds, or with None forget it (best
+        effort: while Redis is down nothing is kept)."""
+        if value is None:
+            await self._call(lambda: self._client.delete([key]))
+        else:
+            await self._call(lambda: self._client.set(key, value, ex=ttl))
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call``'s reply, or None (and Redis marked down) if it failed or was slow."""
+        if not self.up:
+            return None
         try:
             with trio.move_on_after(self.timeout) as waited:
-                reply: Any = await registered(keys=list(keys), args=list(args))
+                reply = await call()
             if waited.cancelled_caught:
                 raise TimeoutError(f"no answer within {self.timeout:g} s")
-            return [int(value) for value in reply]
+            return reply
         except _FAILURES as exc:
             self._went(False, exc)
             return None

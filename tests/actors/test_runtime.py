@@ -110,6 +110,31 @@ async def test_idle_actor_passivates_and_reactivates_from_stored_state(
     assert world.activations == 2
 
 
+async def test_beyond_max_live_those_idle_longest_passivate_and_busy_ones_stay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    world = Counter()
+    async with open_registry([counting_kind(world, max_live=3)]) as actors:
+        for key in "abc":
+            await actors.ask("counter", key, "hi")
+        await actors.ask("counter", "a", "hi")  # a is now the most recently used
+        world.gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actors.ask, "counter", "b", "held")  # busy: not evictable
+            await trio.testing.wait_all_tasks_blocked()
+            await actors.tell("counter", "d", "hi")  # a fourth: one must go
+            await trio.testing.wait_all_tasks_blocked()
+            # c was idle longest (b is busy): it passivated, its count saved, its task ended
+            assert [actors.is_live("counter", k) for k in "abcd"] == [True, True, False, True]
+            assert world.saved["c"] == 1
+            assert actors.stats()["counter"].live == 3
+            world.gate.set()
+        world.gate = None
+        assert await actors.ask("counter", "c", "hi") == 2  # reactivated from stored state
+        assert not actors.is_live("counter", "a")  # and a, now idle longest, made room
+    assert world.activations == 5  # a, b, c, d, then c again
+
+
 async def test_message_arriving_during_passivation_is_not_lost(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -8,8 +8,10 @@ so run on real time (a mock clock would jump while a Redis reply is on its way).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import coredis
@@ -20,7 +22,8 @@ import trio.testing
 
 from shop.limits import RedisLimits
 from tests.customer import Customer
-from tests.harness import Shop
+from tests.growth.test_topup import TOPUP, catalog_with
+from tests.harness import Shop, fake_telegram
 from tests.limits.conftest import REDIS_URL, delete_keys, free_port
 
 ANN = 1001
@@ -147,3 +150,30 @@ async def test_with_redis_down_the_shop_serves_on_local_limits(
     logged = [r.getMessage() for r in caplog.records if r.name == "shop.limits.link"]
     assert len(logged) == 1  # once, however many messages
     assert "unreachable" in logged[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("redis", [True, False], ids=["with-redis", "without"])
+async def test_a_question_asked_before_a_restart_is_answered_after_it_with_redis(
+    shop_at: Any, clean_redis: None, tmp_path: Path, redis: bool
+) -> None:
+    environ = catalog_with(tmp_path, TOPUP) | ({"REDIS_URL": REDIS_URL} if redis else {})
+    async with fake_telegram() as telegram:
+        fake = telegram[0]
+        async with shop_at(environ=environ, telegram=telegram):
+            fake.send_text(ANN, "/start")
+            with trio.fail_after(20):
+                await fake.wait_for("sendMessage", chat_id=ANN)
+                menu = fake.messages(ANN)[-1]
+                fake.press(ANN, "bal", message_id=menu["message_id"])
+                await fake.wait_for("editMessageText", chat_id=ANN)
+                fake.press(ANN, "topup", message_id=menu["message_id"])
+                await fake.wait_for("editMessageText", chat_id=ANN, count=2)
+            assert "Type the amount" in fake.messages(ANN)[-1]["text"]
+            asked = len(fake.calls_to("sendMessage", ANN))
+        async with shop_at(environ=environ, telegram=telegram):  # restarted, or another one
+            fake.send_text(ANN, "25")
+            with trio.fail_after(20):
+                replies = await fake.wait_for("sendMessage", chat_id=ANN, count=asked + 1)
+            markup = json.dumps(replies[-1].params.get("reply_markup"))
+            assert ("pay:t:25:stars:XTR" in markup) is redis  # without, it was forgotten

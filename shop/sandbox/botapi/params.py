@@ -27,11 +27,13 @@ _JSON_PARAMS = frozenset(
 )
 
 
-def _parse_params(scope: Json, body: bytes) -> Json:
-    """Query string, then a JSON or form body; JSON-typed fields sent as text are decoded."""
-    params: Json = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+def _parse_params(query: bytes, headers: dict[bytes, bytes], body: bytes) -> Json:
+    """Query string, then a JSON or form body; JSON-typed fields sent as text are decoded.
+
+    ``headers`` are keyed by lower-cased name.
+    """
+    params: Json = dict(parse_qsl(query.decode("latin-1")))
     if body:
-        headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if content_type.startswith("application/json"):
             try:

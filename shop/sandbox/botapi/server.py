@@ -1,8 +1,8 @@
 """The HTTP side of the fake Telegram Bot API server: serving, recording, failing on cue.
 
-``BotApiServer`` is a raw ASGI app served by hypercorn on loopback. It answers ``POST
-/bot<token>/<method>`` in the ``{"ok": ...}`` envelope, records every call (``Call``) and
-fails, delays or drops calls as a test programs it; ``FakeTelegram`` (in ``emulator``) supplies
+``BotApiServer`` is served on loopback by a lean HTTP/1.1 server (``..http1``). It answers
+``POST /bot<token>/<method>`` in the ``{"ok": ...}`` envelope, records every call (``Call``)
+and fails, delays or drops calls as a test programs it; ``FakeTelegram`` (in ``emulator``) supplies
 the Bot API methods and the control API under ``/_fake/``.
 """
 
@@ -19,14 +19,11 @@ from urllib.parse import parse_qsl
 
 import attrs
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
+from ..http1 import Request, serve_http1
 from .errors import BLOCKED, ApiError, Json
 from .params import _chat_of, _parse_params
 
-Receive = Callable[[], Awaitable[Json]]
-Send = Callable[[Json], Awaitable[None]]
 Handler = Callable[[Json], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
@@ -112,54 +109,28 @@ class BotApiServer:
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until cancelled; hands back the base URL, e.g. ``http://127.0.0.1:40123``."""
-        config = Config()
-        config.bind = [f"{host}:{port}"]
-        config.accesslog = None
-        config.errorlog = log  # a Logger, not "-": pytest swaps sys.stderr between tests
-        # Hypercorn's 5 s keep-alive runs on trio's clock; under autojump it would close idle
-        # connections in virtual time and race httpx's reuse of them.
-        config.keep_alive_timeout = 1e9
         async with trio.open_nursery() as nursery:
-            # Our Json-typed ASGI signature is looser than hypercorn's TypedDicts.
-            app: Any = self
-            binds = await nursery.start(partial(hypercorn_serve, app, config, mode="asgi"))
-            self.base_url = binds[0]
+            self.base_url = await nursery.start(
+                partial(serve_http1, self._respond, host=host, port=port)
+            )
             task_status.started(self.base_url)
 
-    async def __call__(self, scope: Json, receive: Receive, send: Send) -> None:
-        """The ASGI entry point: a raw app, because it must keep up with ~1500 requests/s."""
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = bytearray()
-        while (message := await receive()).get("more_body"):
-            body += message.get("body", b"")
-        body += message.get("body", b"")
-        path: str = scope["path"]
+    async def _respond(self, request: Request) -> tuple[int, bytes] | None:
+        """One request's answer: status and JSON body, or None to drop the connection."""
         payload: Any
-        if path.startswith("/_fake/"):
-            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-            status, payload = self._control(scope["method"], path[7:], query, bytes(body))
-        elif path.startswith("/bot"):
-            status, payload = await self._api(scope, bytes(body))
+        if request.path.startswith("/_fake/"):
+            query = dict(parse_qsl(request.query.decode("latin-1")))
+            status, payload = self._control(request.method, request.path[7:], query, request.body)
+        elif request.path.startswith("/bot"):
+            status, payload = await self._api(request)
         else:
             status, payload = 404, ApiError(404, "Not Found").body()
         if status == 0:
-            # Dropping without an answer: an exception here would become a 500, so send an
-            # informational (1xx) head and stop. Hypercorn then closes the connection because
-            # the response never completed, and httpx, which skips 1xx heads, raises
-            # RemoteProtocolError("Server disconnected without sending a response.").
-            await send({"type": "http.response.start", "status": 199, "headers": []})
-            return
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+            return None
+        return status, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def _api(self, scope: Json, body: bytes) -> tuple[int, Json]:
-        token, _, name = scope["path"][4:].partition("/")
+    async def _api(self, request: Request) -> tuple[int, Json]:
+        token, _, name = request.path[4:].partition("/")
         method, handler = self._methods.get(name.lower(), (name, None))
         call = Call(method, {}, trio.current_time())
         if self.history:
@@ -167,7 +138,7 @@ class BotApiServer:
             self._by_method[method].append(call)
         self.counts[method] += 1
         try:
-            call.params = _parse_params(scope, body)
+            call.params = _parse_params(request.query, request.headers, request.body)
             if self._drops:
                 self._drops -= 1
                 status, payload = 0, {}
