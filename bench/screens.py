@@ -166,6 +166,7 @@ async def run(args: argparse.Namespace, database_url: str, fake_url: str, pid: i
     config = load_config(environ)
     stop = trio.Event()
     async with trio.open_nursery() as nursery, httpx.AsyncClient(base_url=fake_url) as fake:
+        shop_main.tune_garbage_collector()  # as `shop run` does
         await nursery.start(
             lambda task_status: shop_main.serve_shop(config, stop, task_status=task_status)
         )

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._support import bench_database, fake_bot_api, percentile  # noqa: E402
 from shop.config import load_config  # noqa: E402
-from shop.main import serve_shop  # noqa: E402
+from shop.main import serve_shop, tune_garbage_collector  # noqa: E402
 from tests.fakes.telegram import TOKEN  # noqa: E402
 
 
@@ -56,6 +56,7 @@ async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> lis
     stop = trio.Event()
     lines = []
     async with trio.open_nursery() as nursery, httpx.AsyncClient(base_url=fake_url) as fake:
+        tune_garbage_collector()  # as `shop run` does
         await nursery.start(
             lambda task_status: serve_shop(
                 config, stop, on_update_handled=handled, task_status=task_status

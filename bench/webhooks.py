@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._support import bench_database, fake_bot_api, free_port, percentile  # noqa: E402
 from shop.config import load_config  # noqa: E402
-from shop.main import serve_shop  # noqa: E402
+from shop.main import serve_shop, tune_garbage_collector  # noqa: E402
 from tests.fakes.telegram import TOKEN  # noqa: E402
 
 WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
@@ -165,6 +165,7 @@ async def run(args: argparse.Namespace, database_url: str, fake_url: str) -> lis
     lines = []
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
+        tune_garbage_collector()  # as `shop run` does
         running = await nursery.start(
             lambda task_status: serve_shop(config, stop, task_status=task_status)
         )

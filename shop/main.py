@@ -63,7 +63,7 @@ from .fulfilment.hiddify import Hiddify
 from .fulfilment.remnawave import Remnawave
 from .growth.channel_gate import ChannelGate
 from .http.serve import serve_http
-from .limits import open_limits
+from .limits import bulk_headroom, open_limits
 from .logs import setup_logging
 from .metrics import Metrics
 from .payments.gateways import open_gateways
@@ -172,8 +172,13 @@ async def serve_shop(
                     outbox = Outbox(
                         bot,
                         global_rate=limiting.send_rate,
-                        paid_broadcast=config.telegram_paid_broadcast,
-                        bulk_headroom=max(1, limiting.send_rate // 10),
+                        # Paid broadcasts are decided on the rate of all instances
+                        # together: this one's share may be under Telegram's free 30/s.
+                        paid_broadcast=config.telegram_paid_broadcast
+                        and config.telegram_global_rate > 30,
+                        bulk_headroom=bulk_headroom(
+                            limiting.send_rate, config.instances if limiting.budget else 1
+                        ),
                         budget=limiting.budget,
                         chat_burst=CHAT_BURST,
                         on_blocked=partial(_report_blocked, actors),
@@ -373,7 +378,7 @@ async def _watch_signals(stop: trio.Event, cancel: Callable[[], None]) -> None:
             stop.set()
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Fewer, cheaper collections for a long-running service (issue #15).
 
     What is loaded by now (modules, the catalog, texts) lives as long as the process, so it
@@ -387,7 +392,7 @@ def _tune_garbage_collector() -> None:
 
 
 async def _run(config: Config, catalog: Catalog) -> None:
-    _tune_garbage_collector()
+    tune_garbage_collector()
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop, nursery.cancel_scope.cancel)

@@ -43,6 +43,19 @@ class Limiting:
     redis: RedisLink | None = None
 
 
+def bulk_headroom(rate: int, sharing: int) -> int:
+    """Sends a second an outbox keeps from its bulk lane (broadcasts), for replies.
+
+    ``rate`` is what the outbox may send in all; ``sharing`` is how many instances'
+    broadcasters take from that same rate (the budget in Redis: every instance's
+    broadcaster leases recipients at once), 1 when the rate is this instance's alone.
+    A tenth of the rate is kept for replies, and the broadcasters share the rest, so
+    that together they never leave customers waiting behind a broadcast.
+    """
+    reserved = max(1, rate // 10)
+    return rate - max(1, (rate - reserved) // max(1, sharing))
+
+
 def key_prefix(config: Config) -> str:
     """Keys are per bot (Telegram's limits are), so shops can share one Redis."""
     bot = (config.telegram_token or "").partition(":")[0] or "shop"

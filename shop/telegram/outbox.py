@@ -265,7 +265,7 @@ class Outbox:
         if call.lane is Lane.ANSWER or not is_limited(call.method) or not isinstance(chat_id, int):
             self._unlimited.append(call)
         else:
-            if call.lane is Lane.BULK and self._paid_broadcast and self._rate > 30:
+            if call.lane is Lane.BULK and self._paid_broadcast:
                 call.params.setdefault("allow_paid_broadcast", True)
             chat = self._chats.get(chat_id)
             if chat is None:

@@ -269,6 +269,31 @@ async def test_audiences_languages_photos_and_paid_broadcasts(
 
 
 @pytest.mark.parametrize(
+    ("environ", "paid"),
+    [
+        ({"TELEGRAM_GLOBAL_RATE": "60", "TELEGRAM_PAID_BROADCAST": "1", "INSTANCES": "2"}, True),
+        ({"TELEGRAM_GLOBAL_RATE": "30", "TELEGRAM_PAID_BROADCAST": "1"}, False),
+    ],
+    ids=["a-share-of-a-paid-rate", "a-free-rate"],
+)
+async def test_paid_broadcasts_go_by_the_rate_of_all_instances_together(
+    shop_at: Any,
+    clean_database: str,
+    autojump_clock: trio.testing.MockClock,
+    environ: dict[str, str],
+    paid: bool,
+) -> None:
+    recipients = seed(clean_database, 3)
+    async with shop_at(environ=environ | {"ADMIN_TOKEN": TOKEN}) as shop:
+        async with broadcasting(shop) as client:
+            await until_over(client, await start(client, text=TEXT, audience="all"))
+        sends = [c for c in accepted(shop) if c.params["chat_id"] in recipients]
+    assert len(sends) == 3
+    # 60/s across two instances is 30/s each, which alone would need no payment
+    assert all(c.params.get("allow_paid_broadcast", False) is paid for c in sends)
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ([], "JSON object"),

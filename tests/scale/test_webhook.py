@@ -78,19 +78,23 @@ async def test_webhook_mode_sets_the_webhook_answers_and_refuses_forgeries(
         missing = await post(shop, body, secret=None)
         first = await post(shop, body)
         again = await post(shop, body)  # Telegram retrying: stored once, handled once
+        # JSON may escape a lone surrogate (and a NUL), which PostgreSQL's jsonb refuses
+        odd = json.dumps(update | {"update_id": 9_000_002}).replace('"Ann"', '"A\\ud800n\\u0000"')
+        lone = await post(shop, odd.replace('"/help"', '"/help \\udc00"').encode())
         broken = await post(shop, b"{not json")
         no_id = await post(shop, b'{"message": {}}')
         await trio.sleep(5)
         journal = shop.query("SELECT count(*) FROM telegram_updates")
-    assert [r.status_code for r in (forged, missing, first, again, broken, no_id)] == [
+    assert [r.status_code for r in (forged, missing, first, again, lone, broken, no_id)] == [
         401,
         401,
+        200,
         200,
         200,
         400,
         400,
     ]
-    assert replies(shop, 1002) == [shop.app.texts("en", "help.text")]
+    assert replies(shop, 1002) == [shop.app.texts("en", "help.text")] * 2
     assert journal == [(0,)]
     assert all(status == 200 for _, status in pusher.deliveries)
 
