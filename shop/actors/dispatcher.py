@@ -86,6 +86,7 @@ class Dispatcher:
         self._in_flight = 0
         self._room = trio.Event()
         self._finished: list[int] = []
+        self._forgetting_failed = False  # logged once until the journal can be cleared
         self._finished_added = trio.Event()
         self._all_fed = trio.Event()
         self._unsettled = 0  # updates handled whose replies Telegram has not settled yet
@@ -293,21 +294,31 @@ class Dispatcher:
         self._finished_added.set()
 
     async def _forget_finished(self) -> None:
-        """Remove handled updates from the journal, many per statement under load."""
+        """Remove handled updates from the journal, many per statement under load; while
+        the database is unreachable, try again (else they would be handled again at the
+        next start)."""
         while True:
             await self._finished_added.wait()
             self._finished_added = trio.Event()
-            await self._flush_finished()
+            if not await self._flush_finished():
+                await trio.sleep(self._backoff())
+                self._finished_added.set()  # what failed is kept: look again
 
-    async def _flush_finished(self) -> None:
+    async def _flush_finished(self) -> bool:
+        """Remove what was finished from the journal; False if the database failed (then
+        it is kept for the next try)."""
         done, self._finished = self._finished, []
         if not done:
-            return
+            return True
         try:
             await self._store.run(journal.forget, self.bot_id, done)
         except StoreUnavailable as exc:
-            log.warning("cannot clear handled updates (%s); they may be replayed", exc)
-            return
+            if not self._forgetting_failed:
+                log.warning("cannot clear handled updates yet (%s); trying again", exc)
+            self._forgetting_failed = True
+            self._finished[:0] = done
+            return False
+        self._forgetting_failed = False
         free = []
         for update_id in done:
             customer = self._owner.pop(update_id, None)
@@ -319,6 +330,7 @@ class Dispatcher:
                     free.append(customer)
         if self.shared and free:
             await self._release([c for c in free if c is not None])
+        return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -48,8 +48,9 @@ async def run_fulfilment(app: App) -> NoReturn:
             await apply_due(app)
             due, waiting = await app.store.run(queue.outlook)
             app.metrics.fulfilment_backlog.set(waiting)
-        except StoreUnavailable as exc:
-            log.warning("fulfilment: database unreachable (%s); retrying in 30 s", exc)
+        except* StoreUnavailable as failed:  # from apply_due's nursery too: a group
+            reason = failed.exceptions[0]
+            log.warning("fulfilment: database unreachable (%s); retrying in 30 s", reason)
             due = app.clock.now() + dt.timedelta(seconds=30)
         delay = math.inf if due is None else (due - app.clock.now()).total_seconds()
         # At least a second: a customer claimed by another instance stays due meanwhile.

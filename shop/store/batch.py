@@ -80,7 +80,9 @@ class Batcher(Generic[Request, Result]):
             results = await self._store.run_statement(self._run_many, [w.request for w in batch])
             outcomes: list[outcome.Outcome[Result]] = [outcome.Value(r) for r in results]
         except Exception as exc:
-            outcomes = [outcome.Error(exc)] * len(batch)
+            # One outcome each: an outcome unwraps once (the others would raise
+            # AlreadyUsedError instead of the failure, StoreUnavailable say).
+            outcomes = [outcome.Error(exc) for _ in batch]
         finally:
             self._hand_over()
         for member, result in zip(batch, outcomes, strict=True):

@@ -19,8 +19,11 @@ def record(
     body: bytes,
     now: dt.datetime,
 ) -> tuple[int | None, str | None]:
-    """Store an event once: (its row id, or None for a duplicate; our payment reference).
+    """Store an event once: (its row id to handle, or None; our payment reference).
 
+    The row is the new one, or for an event delivered again that of its first delivery
+    while that is still not processed (its handling failed, with the database down say:
+    the provider's retry is what brings it back); None for an event already processed.
     The reference is the event's own, or that of the payment with ``provider_payment_id``;
     None when no payment of ours matches. One statement.
     """
@@ -32,7 +35,9 @@ def record(
         "   (provider, event_id, payment_id, body, received_at)"
         "   VALUES (%(provider)s, %(event)s, (SELECT id FROM target), %(body)s, %(now)s)"
         "   ON CONFLICT (provider, event_id) DO NOTHING RETURNING id)"
-        " SELECT (SELECT id FROM stored), (SELECT id FROM target)",
+        " SELECT COALESCE((SELECT id FROM stored), (SELECT id FROM provider_events"
+        "   WHERE provider = %(provider)s AND event_id = %(event)s AND processed_at IS NULL)),"
+        " (SELECT id FROM target)",
         {
             "provider": provider,
             "reference": reference,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import trio
 import trio.testing
 
+from shop.errors import StoreUnavailable
 from shop.store import Store
 from shop.store.batch import Batcher
 from shop.store.pool import Connection
@@ -64,3 +65,24 @@ async def test_a_cancelled_waiter_does_not_stall_the_rest(store: Store) -> None:
     assert 99 not in results
     assert results == {0: 0, 1: 2, 2: 4}
     assert await batcher.submit(3) == 6  # and the batcher still works
+
+
+async def test_when_a_batch_fails_every_member_gets_the_failure(store: Store) -> None:
+    def fail_many(conn: Connection, numbers: Sequence[int]) -> list[int]:
+        raise StoreUnavailable("the database went away")
+
+    batcher: Batcher[int, int] = Batcher(store, fail_many)
+    failures: list[BaseException] = []
+
+    async def ask(n: int) -> None:
+        try:
+            await batcher.submit(n)
+        except Exception as exc:  # what each member got is the point
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(ask, n)
+    assert len(failures) == 20
+    # not outcome.AlreadyUsedError for all but one: callers retry a StoreUnavailable
+    assert all(isinstance(failure, StoreUnavailable) for failure in failures)
