@@ -91,6 +91,8 @@ def database_url(admin_url: str) -> Iterator[str]:
 
 
 def truncate_all(url: str) -> None:
+    """Empty every table. DELETE with foreign keys and triggers off, not TRUNCATE: with
+    fsync on, TRUNCATE's new files cost about 150 ms a test, DELETE of a few rows 5 ms."""
     with psycopg.connect(url, autocommit=True) as conn:
         tables = [
             row[0]
@@ -98,8 +100,10 @@ def truncate_all(url: str) -> None:
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             ).fetchall()
         ]
-        if tables:
-            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in tables:
+                conn.execute(f'DELETE FROM "{table}"'.encode())
 
 
 @pytest.fixture

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 HANDLING_PATIENCE = 120.0
 #: Seconds between looks for customers whose holder died (several instances only).
 SWEEP = 2.0
+#: How many handled update ids are remembered after they left the journal.
+FORGOTTEN_KEPT = 10_000
 
 Queued = tuple[int, Update, float]  # update id, the update, trio time it arrived
 
@@ -86,6 +88,10 @@ class Dispatcher:
         self._in_flight = 0
         self._room = trio.Event()
         self._finished: list[int] = []
+        # Updates lately removed from the journal: a read of the journal that began before
+        # their removal (a sweep, another offer) must not hand them over a second time.
+        self._forgotten: deque[int] = deque(maxlen=FORGOTTEN_KEPT)
+        self._forgotten_ids: set[int] = set()
         self._forgetting_failed = False  # logged once until the journal can be cleared
         self._finished_added = trio.Event()
         self._all_fed = trio.Event()
@@ -223,6 +229,8 @@ class Dispatcher:
         if sender is None:
             self._finish(update_id)
             return
+        if update_id in self._forgotten_ids:
+            return  # handled already: read from the journal just before it left
         taken = self._taken.setdefault(sender.id, set())
         if update_id in taken:
             return  # offered twice (a replayed journal row already queued)
@@ -319,6 +327,11 @@ class Dispatcher:
             self._finished[:0] = done
             return False
         self._forgetting_failed = False
+        for update_id in done:
+            if len(self._forgotten) == self._forgotten.maxlen:
+                self._forgotten_ids.discard(self._forgotten[0])
+            self._forgotten.append(update_id)
+            self._forgotten_ids.add(update_id)
         free = []
         for update_id in done:
             customer = self._owner.pop(update_id, None)

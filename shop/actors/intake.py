@@ -141,14 +141,18 @@ async def _watch(
             await stop.wait()
         if stop.is_set():
             break
-        if not await _holds(store, clock, instance, role):
+        held = await _holds(store, clock, instance, role)
+        if held is None:
+            continue  # the database is unreachable: nobody can take the role meanwhile
+        if not held:
             log.error("ALERT: this instance lost the %s role to another instance", role)
             break
     until.set()
 
 
-async def _holds(store: Store, clock: WallClock, instance: int, role: str) -> bool:
+async def _holds(store: Store, clock: WallClock, instance: int, role: str) -> bool | None:
+    """Whether this instance leads ``role`` now; None while the database is unreachable."""
     try:
         return await store.run_statement(journal.take_role, role, instance, clock.now())
     except StoreUnavailable:
-        return False
+        return None

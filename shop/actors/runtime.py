@@ -33,7 +33,7 @@ import attrs
 import outcome
 import trio
 
-from ..errors import AskTimeout, ShuttingDown
+from ..errors import AskTimeout, ShuttingDown, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,17 @@ class Registry:
             if behaviour is None:
                 behaviour = await cell.kind.activate(cell.key)
             result: outcome.Outcome[Any] = outcome.Value(await behaviour.handle(envelope.message))
+        except StoreUnavailable as exc:  # the database away: no bug, the caller retries
+            failed = True
+            log.warning(
+                "actor %s[%s] could not handle %s: database unreachable (%s)",
+                cell.kind.name,
+                cell.key,
+                type(envelope.message).__name__,
+                exc,
+            )
+            result = outcome.Error(exc)
+            behaviour = None
         except Exception as exc:
             failed = True
             log.exception(

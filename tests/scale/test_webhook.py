@@ -83,7 +83,7 @@ async def test_webhook_mode_sets_the_webhook_answers_and_refuses_forgeries(
         lone = await post(shop, odd.replace('"/help"', '"/help \\udc00"').encode())
         broken = await post(shop, b"{not json")
         no_id = await post(shop, b'{"message": {}}')
-        await trio.sleep(5)
+        await shop.telegram.wait_for("sendMessage", chat_id=1002, count=2)
         journal = shop.query("SELECT count(*) FROM telegram_updates")
     assert [r.status_code for r in (forged, missing, first, again, lone, broken, no_id)] == [
         401,
