@@ -257,24 +257,18 @@ class Registry:
             if behaviour is None:
                 behaviour = await cell.kind.activate(cell.key)
             result: outcome.Outcome[Any] = outcome.Value(await behaviour.handle(envelope.message))
-        except StoreUnavailable as exc:  # the database away: no bug, the caller retries
-            failed = True
-            log.warning(
-                "actor %s[%s] could not handle %s: database unreachable (%s)",
-                cell.kind.name,
-                cell.key,
-                type(envelope.message).__name__,
-                exc,
-            )
-            result = outcome.Error(exc)
-            behaviour = None
         except Exception as exc:
             failed = True
-            log.exception(
-                "actor %s[%s] failed handling %s",
+            # The database away is no bug (the asker retries): a line, not a traceback.
+            away = isinstance(exc, StoreUnavailable)
+            log.log(
+                logging.WARNING if away else logging.ERROR,
+                "actor %s[%s] failed handling %s%s",
                 cell.kind.name,
                 cell.key,
                 type(envelope.message).__name__,
+                f": database unreachable ({exc})" if away else "",
+                exc_info=not away,
                 extra={
                     "kind": cell.kind.name,
                     "key": cell.key,

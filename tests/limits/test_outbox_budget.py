@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from shop.limits import RedisLink, SendBudget, bulk_headroom
-from shop.telegram.outbox import Lane
+from shop.telegram.outbox import Lane, Outbox
 from tests.fakes.telegram import FakeTelegram
 from tests.limits.test_budget import busiest_second
 from tests.telegram.test_outbox import open_outbox, sends, text
@@ -21,10 +21,10 @@ def clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0.02)  # see tests/limits/test_budget.py
 
 
-@pytest.mark.slow
-async def test_two_outboxes_sharing_the_budget_keep_to_the_global_rate(
-    nursery: trio.Nursery, link: RedisLink, prefix: str, clock: trio.testing.MockClock
-) -> None:
+async def two_instances(
+    nursery: trio.Nursery, link: RedisLink, prefix: str, headroom: int = 0
+) -> tuple[FakeTelegram, list[Outbox]]:
+    """One fake Bot API, and two outboxes taking from one budget in Redis."""
     fake = FakeTelegram()
     base = await nursery.start(fake.serve)
     outboxes = []
@@ -33,8 +33,18 @@ async def test_two_outboxes_sharing_the_budget_keep_to_the_global_rate(
             link, prefix + "sends", rate=RATE, share=RATE // 2, clock=trio.current_time
         )
         await nursery.start(budget.run)
-        outbox, _ = await open_outbox(nursery, base, global_rate=RATE, budget=budget)
+        outbox, _ = await open_outbox(
+            nursery, base, global_rate=RATE, budget=budget, bulk_headroom=headroom
+        )
         outboxes.append(outbox)
+    return fake, outboxes
+
+
+@pytest.mark.slow
+async def test_two_outboxes_sharing_the_budget_keep_to_the_global_rate(
+    nursery: trio.Nursery, link: RedisLink, prefix: str, clock: trio.testing.MockClock
+) -> None:
+    fake, outboxes = await two_instances(nursery, link, prefix)
     for chat in range(1, 26):  # each instance alone could send all its own at the full rate
         for outbox, lane in zip(outboxes, (Lane.INTERACTIVE, Lane.BULK), strict=True):
             await outbox.send("sendMessage", text(chat if lane is Lane.BULK else -chat), lane=lane)
@@ -51,18 +61,7 @@ async def test_two_outboxes_sharing_the_budget_keep_to_the_global_rate(
 async def test_two_broadcasting_instances_together_leave_the_replies_their_tenth(
     nursery: trio.Nursery, link: RedisLink, prefix: str, clock: trio.testing.MockClock
 ) -> None:
-    fake = FakeTelegram()
-    base = await nursery.start(fake.serve)
-    outboxes = []
-    for _ in range(2):
-        budget = SendBudget(
-            link, prefix + "sends", rate=RATE, share=RATE // 2, clock=trio.current_time
-        )
-        await nursery.start(budget.run)
-        outbox, _ = await open_outbox(
-            nursery, base, global_rate=RATE, budget=budget, bulk_headroom=bulk_headroom(RATE, 2)
-        )
-        outboxes.append(outbox)
+    fake, outboxes = await two_instances(nursery, link, prefix, bulk_headroom(RATE, 2))
     for chat in range(1, 181):  # both broadcast as fast as they are let
         await outboxes[chat % 2].send("sendMessage", text(chat), lane=Lane.BULK)
     for outbox in outboxes:
