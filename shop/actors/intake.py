@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -39,18 +40,26 @@ LEAD_RETRY = 2.0
 
 async def introduce(bot: BotClient, identity: BotIdentity, rng: random.Random) -> int:
     """getMe, retried until Telegram answers; fills ``identity``; returns the bot's id."""
+    me = await _call_until_answered(bot, "getMe", None, rng)
+    identity.id, identity.username = int(me["id"]), str(me.get("username") or "")
+    return identity.id
+
+
+async def _call_until_answered(
+    bot: BotClient, method: str, params: dict[str, Any] | None, rng: random.Random
+) -> Any:
+    """Call ``method`` until Telegram answers (backing off, with jitter); a rejected
+    token ends the start-up instead (exit 2)."""
     failures = 0
     while True:
         try:
-            me = await bot.call("getMe")
-            identity.id, identity.username = int(me["id"]), str(me.get("username") or "")
-            return identity.id
+            return await bot.call(method, params)
         except Unauthorized:
             raise StartupFailed("TELEGRAM_TOKEN was rejected by Telegram", code=2) from None
         except TelegramError as exc:
             failures += 1
             delay = min(60.0, 2.0 ** min(failures, 6)) * (0.5 + rng.random() / 2)
-            log.warning("getMe failed (%s); retrying in %.1f s", exc, delay)
+            log.warning("%s failed (%s); retrying in %.1f s", method, exc, delay)
             await trio.sleep(delay)
 
 
@@ -64,19 +73,8 @@ async def set_webhook(bot: BotClient, config: Config, rng: random.Random) -> Non
         "max_connections": config.telegram_webhook_max_connections,
         "drop_pending_updates": False,
     }
-    failures = 0
-    while True:
-        try:
-            await bot.call("setWebhook", params)
-            log.info("webhook mode: Telegram posts updates to the configured URL")
-            return
-        except Unauthorized:
-            raise StartupFailed("TELEGRAM_TOKEN was rejected by Telegram", code=2) from None
-        except TelegramError as exc:
-            failures += 1
-            delay = min(60.0, 2.0 ** min(failures, 6)) * (0.5 + rng.random() / 2)
-            log.warning("setWebhook failed (%s); retrying in %.1f s", exc, delay)
-            await trio.sleep(delay)
+    await _call_until_answered(bot, "setWebhook", params, rng)
+    log.info("webhook mode: Telegram posts updates to the configured URL")
 
 
 async def run_webhook_intake(

@@ -23,6 +23,7 @@ from ..money import MoneyError, format_money, to_minor
 from ..store import audit, operators, payments
 from ..store.operators import Done, Profile
 from ..store.payments import PaymentRow
+from ..telegram.formatting import minute, subscription_summary
 from ..telegram.keyboards import button, keyboard
 from ..telegram.types import CallbackQuery, Message
 from .keys import act, nonce
@@ -87,14 +88,14 @@ def _profile(conv: Conversation, p: Profile) -> Screen:
     handle = f" @{html.escape(p.username)}" if p.username else ""
     lines = [
         f"👤 <b>{name}</b>{handle} · <code>{p.telegram_id}</code>",
-        f"Language {p.language} · first seen {_date(p.first_seen, zone)}"
-        f" · last seen {_date(p.last_seen, zone)}",
+        f"Language {p.language} · first seen {minute(p.first_seen, zone)}"
+        f" · last seen {minute(p.last_seen, zone)}",
     ]
     if p.banned:
         lines.append("🚫 <b>Banned</b>")
     if p.blocked:
         lines.append("🔕 Blocked the bot")
-    lines.append(_subscription_line(p, now, zone))
+    lines.append(f"Subscription: {subscription_summary(p.subscription, now, zone)}")
     money = ", ".join(format_money(a, c, "en") for c, a in p.balances.items() if a)
     lines.append(f"Balance: {money or 'empty'}")
     if p.payments:
@@ -126,32 +127,15 @@ def _profile(conv: Conversation, p: Profile) -> Screen:
     return Screen("adm:user", "\n".join(lines), keyboard(*rows))
 
 
-def _subscription_line(p: Profile, now: dt.datetime, zone: dt.tzinfo) -> str:
-    sub = p.subscription
-    if sub is None:
-        return "Subscription: none"
-    plan = f" ({html.escape(sub.plan_id)})" if sub.plan_id else ""
-    if sub.lifetime:
-        return f"Subscription: ♾ lifetime{plan}"
-    if sub.expires_at is not None and sub.active(now):
-        return f"Subscription: active until {_date(sub.expires_at, zone)}{plan}"
-    expired = _date(sub.expires_at, zone) if sub.expires_at else "—"
-    return f"Subscription: expired {expired}{plan}"
-
-
 def _payment_line(payment: PaymentRow, zone: dt.tzinfo) -> str:
     return (
-        f"• {_date(payment.created_at, zone)} {html.escape(payment.title)} {_amount(payment)}"
+        f"• {minute(payment.created_at, zone)} {html.escape(payment.title)} {_amount(payment)}"
         f" · {payment.provider} · {payment.status} · <code>{payment.id}</code>"
     )
 
 
 def _amount(payment: PaymentRow) -> str:
     return format_money(payment.amount, payment.currency, "en")
-
-
-def _date(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 # -- actions --------------------------------------------------------------------------------

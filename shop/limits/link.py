@@ -182,7 +182,7 @@ def _close_streams(connection: coredis.BaseConnection) -> None:
         stream.close()
 
 
-class _TidyTCPConnection(coredis.TCPConnection):
+class _Tidy(coredis.BaseConnection):
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -192,14 +192,12 @@ class _TidyTCPConnection(coredis.TCPConnection):
             _close_streams(self)
 
 
-class _TidyUnixConnection(coredis.UnixDomainSocketConnection):
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        try:
-            await super().run(task_status=task_status)
-        finally:
-            _close_streams(self)
+class _TidyTCPConnection(_Tidy, coredis.TCPConnection):
+    pass
+
+
+class _TidyUnixConnection(_Tidy, coredis.UnixDomainSocketConnection):
+    pass
 
 
 _TIDY: dict[type[Any], type[Any]] = {

@@ -12,7 +12,6 @@ The operators' side is in English, like the admin screens.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import logging
 from typing import Any
@@ -25,6 +24,7 @@ from ..money import format_money
 from ..store import tickets
 from ..store.operators import Profile
 from ..store.tickets import Closed, Ticket
+from ..telegram.formatting import minute, subscription_summary
 from ..telegram.keyboards import button, keyboard
 from ..telegram.outbox import Lane
 from ..telegram.types import InlineKeyboardMarkup, Message, User, to_json
@@ -119,13 +119,15 @@ def header(
         f"🌐 Language: {ticket.language}",
     ]
     if profile is not None:
-        lines.append(f"📅 Subscription: {_subscription(profile, app.clock.now(), zone)}")
+        lines.append(
+            f"📅 Subscription: {subscription_summary(profile.subscription, app.clock.now(), zone)}"
+        )
         balance = ", ".join(format_money(a, c, "en") for c, a in profile.balances.items() if a)
         lines.append(f"💰 Balance: {balance or 'empty'}")
         last = profile.payments[0] if profile.payments else None
         paid = (
             f"{format_money(last.amount, last.currency, 'en')} · {last.status}"
-            f" · {_date(last.created_at, zone)} · <code>{last.id}</code>"
+            f" · {minute(last.created_at, zone)} · <code>{last.id}</code>"
             if last is not None
             else "none"
         )
@@ -136,22 +138,6 @@ def header(
         else "↩️ Reply to this message or to the customer's messages to answer."
     )
     return "\n".join(lines), keyboard([button("🔒 Close ticket", f"{CLOSE}:{ticket.id}")])
-
-
-def _subscription(profile: Profile, now: dt.datetime, zone: dt.tzinfo) -> str:
-    sub = profile.subscription
-    if sub is None:
-        return "none"
-    plan = f" ({html.escape(sub.plan_id)})" if sub.plan_id else ""
-    if sub.lifetime:
-        return f"lifetime{plan}"
-    if sub.expires_at is not None and sub.active(now):
-        return f"active until {_date(sub.expires_at, zone)}{plan}"
-    return f"expired {_date(sub.expires_at, zone) if sub.expires_at else '—'}{plan}"
-
-
-def _date(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 async def tell(app: App, ticket: Ticket, headers: dict[int, int], text: str) -> None:
