@@ -58,6 +58,16 @@ async def test_webhook_mode_sets_the_webhook_answers_and_refuses_forgeries(
         fake = shop.telegram
         assert fake.webhook_url == WEBHOOK["TELEGRAM_WEBHOOK_URL"]
         assert fake.webhook_secret == SECRET
+        [set_webhook] = fake.calls_to("setWebhook")
+        assert set_webhook.params["max_connections"] == 40  # TELEGRAM_WEBHOOK_MAX_CONNECTIONS
+        # what the shop handles, and nothing it would only have to skip
+        assert set(set_webhook.params["allowed_updates"]) == {
+            "message",
+            "callback_query",
+            "pre_checkout_query",
+            "my_chat_member",
+            "chat_join_request",
+        }
         pusher = WebhookPusher(fake, shop.url)
         await nursery.start(pusher.run)
         fake.send_text(1001, "/start")
@@ -273,3 +283,60 @@ async def test_a_payments_webhooks_split_across_two_instances_fulfil_it_once(
     assert grants == [(1,)]
     assert status == [("completed",)]
     assert len(confirmations) == 1
+
+
+async def test_polling_by_default_deletes_a_webhook_left_from_webhook_mode(
+    shop_at: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with fake_telegram() as telegram:
+        fake = telegram[0]
+        fake.webhook_url = WEBHOOK["TELEGRAM_WEBHOOK_URL"]  # the last run was in webhook mode
+        async with shop_at(telegram=telegram) as shop:
+            await trio.sleep(1)
+            fake.send_text(1001, "/start")
+            await trio.sleep(5)
+            assert replies(shop, 1001) == expected(shop)[:1]  # polled: getUpdates works again
+    assert fake.webhook_url == ""
+    assert len(fake.calls_to("deleteWebhook")) == 1
+    assert not fake.calls_to("setWebhook")
+
+
+async def test_one_poller_and_one_timer_across_instances_taken_over_when_the_leader_dies(
+    clean_database: str,
+    busy_hook: Any,
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Polling mode with INSTANCES=2: the first instance leads the poller and the timer (a
+    lease fenced by its database session); the other takes both within seconds of its
+    death, and polls."""
+    clock = TrioClock.starting_at(START)
+    env = {"INSTANCES": "2"}
+    kill = trio.CancelScope()
+
+    async def doomed_shop(telegram: Any, *, task_status: trio.TaskStatus[Shop]) -> None:
+        with kill:
+            async with running_shop(
+                clean_database, env, telegram=telegram, clock=clock, on_busy=busy_hook, seed=2
+            ) as doomed:
+                task_status.started(doomed)
+                await trio.sleep_forever()
+
+    async with fake_telegram(clock) as telegram:
+        fake = telegram[0]
+        doomed = await nursery.start(doomed_shop, telegram)
+        await trio.sleep(3)
+        async with running_shop(
+            clean_database, env, telegram=telegram, clock=clock, on_busy=busy_hook, seed=1
+        ) as survivor:
+            await trio.sleep(5)
+            before = dict(survivor.query("SELECT role, holder FROM leader_leases"))
+            kill.cancel()  # the leader dies without a word
+            await trio.sleep(5)
+            after = dict(survivor.query("SELECT role, holder FROM leader_leases"))
+            fake.send_text(1001, "/start")
+            await trio.sleep(5)
+            answered = replies(survivor, 1001)
+    assert before == {"poller": doomed.app.instance, "timer": doomed.app.instance}
+    assert after == {"poller": survivor.app.instance, "timer": survivor.app.instance}
+    assert answered == expected(survivor)[:1]  # the survivor polls now
